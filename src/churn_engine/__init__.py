@@ -1,0 +1,26 @@
+"""churn-engine: batch customer-churn scoring (purchase cycles, churn status, RFM)."""
+
+from __future__ import annotations
+
+from .api import Scorer, score
+from .config import DEFAULT_SEGMENT_MAP, RfmCuts, ScoreConfig
+from .errors import ChurnEngineError, ConfigError, DataError, KernelError, SchemaError
+from ._stats import ScoreResult, ScoreStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_SEGMENT_MAP",
+    "ChurnEngineError",
+    "ConfigError",
+    "DataError",
+    "KernelError",
+    "RfmCuts",
+    "SchemaError",
+    "ScoreConfig",
+    "ScoreResult",
+    "ScoreStats",
+    "Scorer",
+    "score",
+    "__version__",
+]
