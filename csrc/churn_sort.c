@@ -1,0 +1,173 @@
+#include "churn_sort.h"
+#include "churn_status.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- ranks of distinct int64 keys: LSD radix sort, 16-bit digits -------- */
+
+int churn_rank_int64(int32_t *out_rank, const int64_t *keys, int64_t n) {
+    if (n <= 0) return CHURN_OK;
+    uint64_t *k0 = (uint64_t *)malloc((size_t)n * sizeof(uint64_t));
+    uint64_t *k1 = (uint64_t *)malloc((size_t)n * sizeof(uint64_t));
+    int32_t *i0 = (int32_t *)malloc((size_t)n * sizeof(int32_t));
+    int32_t *i1 = (int32_t *)malloc((size_t)n * sizeof(int32_t));
+    int64_t *count = (int64_t *)malloc(65536 * sizeof(int64_t));
+    if (!k0 || !k1 || !i0 || !i1 || !count) {
+        free(k0); free(k1); free(i0); free(i1); free(count);
+        return CHURN_ERR_NOMEM;
+    }
+    uint64_t all_or = 0, all_and = ~(uint64_t)0;
+    for (int64_t i = 0; i < n; i++) {
+        /* flipping the sign bit makes unsigned order equal signed order */
+        uint64_t k = (uint64_t)keys[i] ^ 0x8000000000000000ULL;
+        k0[i] = k;
+        i0[i] = (int32_t)i;
+        all_or |= k;
+        all_and &= k;
+    }
+    uint64_t varying = all_or ^ all_and;
+    for (int pass = 0; pass < 4; pass++) {
+        int shift = pass * 16;
+        if (((varying >> shift) & 0xffff) == 0) continue; /* digit constant: skip */
+        memset(count, 0, 65536 * sizeof(int64_t));
+        for (int64_t i = 0; i < n; i++) count[(k0[i] >> shift) & 0xffff]++;
+        int64_t sum = 0;
+        for (int d = 0; d < 65536; d++) {
+            int64_t c = count[d];
+            count[d] = sum;
+            sum += c;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            int64_t pos = count[(k0[i] >> shift) & 0xffff]++;
+            k1[pos] = k0[i];
+            i1[pos] = i0[i];
+        }
+        uint64_t *tk = k0; k0 = k1; k1 = tk;
+        int32_t *ti = i0; i0 = i1; i1 = ti;
+    }
+    for (int64_t r = 0; r < n; r++) out_rank[i0[r]] = (int32_t)r;
+    free(k0); free(k1); free(i0); free(i1); free(count);
+    return CHURN_OK;
+}
+
+/* ---- per-customer row order: introsort --------------------------------- */
+
+static inline int row_less(const churn_row *a, const churn_row *b) {
+    if (a->cat != b->cat) return a->cat < b->cat;
+    if (a->day != b->day) return a->day < b->day;
+    return a->amount < b->amount;
+}
+
+static void insertion_sort_rows(churn_row *rows, int64_t n) {
+    for (int64_t i = 1; i < n; i++) {
+        churn_row x = rows[i];
+        int64_t j = i;
+        while (j > 0 && row_less(&x, &rows[j - 1])) {
+            rows[j] = rows[j - 1];
+            j--;
+        }
+        rows[j] = x;
+    }
+}
+
+static void sift_down_rows(churn_row *rows, int64_t start, int64_t n) {
+    int64_t root = start;
+    for (;;) {
+        int64_t child = 2 * root + 1;
+        if (child >= n) return;
+        if (child + 1 < n && row_less(&rows[child], &rows[child + 1])) child++;
+        if (!row_less(&rows[root], &rows[child])) return;
+        churn_row t = rows[root]; rows[root] = rows[child]; rows[child] = t;
+        root = child;
+    }
+}
+
+static void heap_sort_rows(churn_row *rows, int64_t n) {
+    for (int64_t s = n / 2 - 1; s >= 0; s--) sift_down_rows(rows, s, n);
+    for (int64_t end = n - 1; end > 0; end--) {
+        churn_row t = rows[0]; rows[0] = rows[end]; rows[end] = t;
+        sift_down_rows(rows, 0, end);
+    }
+}
+
+static void intro_sort_rows(churn_row *rows, int64_t n, int depth) {
+    while (n > 24) {
+        if (depth-- == 0) {
+            heap_sort_rows(rows, n);
+            return;
+        }
+        /* median of three as pivot, Hoare partition */
+        int64_t mid = n / 2;
+        churn_row *a = &rows[0], *b = &rows[mid], *c = &rows[n - 1];
+        churn_row pivot;
+        if (row_less(a, b)) pivot = row_less(b, c) ? *b : (row_less(a, c) ? *c : *a);
+        else pivot = row_less(a, c) ? *a : (row_less(b, c) ? *c : *b);
+        int64_t i = -1, j = n;
+        for (;;) {
+            do i++; while (row_less(&rows[i], &pivot));
+            do j--; while (row_less(&pivot, &rows[j]));
+            if (i >= j) break;
+            churn_row t = rows[i]; rows[i] = rows[j]; rows[j] = t;
+        }
+        /* recurse into the smaller side, loop on the larger */
+        int64_t left = j + 1;
+        if (left < n - left) {
+            intro_sort_rows(rows, left, depth);
+            rows += left;
+            n -= left;
+        } else {
+            intro_sort_rows(rows + left, n - left, depth);
+            n = left;
+        }
+    }
+    insertion_sort_rows(rows, n);
+}
+
+void churn_sort_rows(churn_row *rows, int64_t n) {
+    int depth = 0;
+    for (int64_t m = n; m > 1; m >>= 1) depth += 2;
+    intro_sort_rows(rows, n, depth);
+}
+
+/* ---- selection ---------------------------------------------------------- */
+
+#define DEFINE_SELECT(NAME, T)                                                  \
+    T NAME(T *v, int64_t n, int64_t k) {                                        \
+        int64_t lo = 0, hi = n - 1;                                             \
+        while (hi > lo) {                                                       \
+            int64_t mid = lo + (hi - lo) / 2;                                   \
+            /* median of three into v[lo] keeps sorted runs from degrading */   \
+            if (v[mid] < v[lo]) { T t = v[mid]; v[mid] = v[lo]; v[lo] = t; }    \
+            if (v[hi] < v[lo]) { T t = v[hi]; v[hi] = v[lo]; v[lo] = t; }       \
+            if (v[hi] < v[mid]) { T t = v[hi]; v[hi] = v[mid]; v[mid] = t; }    \
+            T pivot = v[mid];                                                   \
+            /* three-way partition: heavy ties (RFM) stay linear */             \
+            int64_t lt = lo, gt = hi, i = lo;                                   \
+            while (i <= gt) {                                                   \
+                if (v[i] < pivot) { T t = v[lt]; v[lt] = v[i]; v[i] = t; lt++; i++; } \
+                else if (pivot < v[i]) { T t = v[gt]; v[gt] = v[i]; v[i] = t; gt--; } \
+                else i++;                                                       \
+            }                                                                   \
+            if (k < lt) hi = lt - 1;                                            \
+            else if (k > gt) lo = gt + 1;                                       \
+            else return v[k];                                                   \
+        }                                                                       \
+        return v[k];                                                            \
+    }
+
+DEFINE_SELECT(churn_select_double, double)
+DEFINE_SELECT(churn_select_int64, int64_t)
+
+#define DEFINE_MEDIAN(NAME, SELECT, T)                                          \
+    double NAME(T *v, int64_t n) {                                              \
+        int64_t k = (n - 1) / 2;                                                \
+        T lower = SELECT(v, n, k);                                              \
+        if (n % 2 == 1) return (double)lower;                                   \
+        T upper = v[k + 1];                                                     \
+        for (int64_t i = k + 2; i < n; i++) if (v[i] < upper) upper = v[i];     \
+        return ((double)lower + (double)upper) / 2.0;                           \
+    }
+
+DEFINE_MEDIAN(churn_median_double, churn_select_double, double)
+DEFINE_MEDIAN(churn_median_int64, churn_select_int64, int64_t)

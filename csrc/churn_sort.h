@@ -1,0 +1,34 @@
+/* Sorting and selection helpers for the kernel: ranks of unique ids, the
+ * per-customer row order, and order statistics (medians, RFM cut points). */
+#ifndef CHURN_SORT_H
+#define CHURN_SORT_H
+
+#include <stdint.h>
+
+/* One accepted input row, as the kernel groups it. `amount` holds the raw
+ * 64 bits of the value (int64, or a double's bits): ordering rows by them
+ * gives each customer a fixed summation order whatever the input order. */
+typedef struct {
+    int32_t cat;
+    int32_t day;
+    int64_t amount;
+} churn_row;
+
+/* out_rank[i] = position of keys[i] among the ascending keys (keys distinct).
+ * Radix sort, O(n). Returns CHURN_OK or CHURN_ERR_NOMEM. */
+int churn_rank_int64(int32_t *out_rank, const int64_t *keys, int64_t n);
+
+/* Sorts rows by (cat, day, amount bits). */
+void churn_sort_rows(churn_row *rows, int64_t n);
+
+/* Quickselect: rearranges values so values[k] is the k-th smallest, smaller
+ * ones before it and larger ones after; returns values[k]. */
+double churn_select_double(double *values, int64_t n, int64_t k);
+int64_t churn_select_int64(int64_t *values, int64_t n, int64_t k);
+
+/* Median of values (mean of the two middle ones for an even count); reorders
+ * values. n must be >= 1. */
+double churn_median_double(double *values, int64_t n);
+double churn_median_int64(int64_t *values, int64_t n);
+
+#endif
