@@ -3,32 +3,310 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from ._stats import ScoreResult
-from .config import ScoreConfig
+from . import _kernel
+from ._io import open_source
+from ._prepare import Prepared, parse_as_of, prepare
+from ._schema import output_schema
+from ._stats import ScoreResult, ScoreStats
+from .config import RfmCuts, ScoreConfig
 
 __all__ = ["Scorer", "score"]
 
 AsOf = dt.date | dt.datetime | str | None
 Progress = Callable[[str], None]
+_EPOCH = dt.date(1970, 1, 1)
 
 
 class Scorer:
-    """Scores transaction logs with one validated :class:`ScoreConfig`."""
+    """Scores transaction logs with one validated :class:`ScoreConfig`.
+
+    Parameters
+    ----------
+    config : ScoreConfig, optional
+        The options; alternatively pass them as keywords.
+
+    Examples
+    --------
+    >>> import churn_engine, polars as pl, datetime as dt
+    >>> log = pl.DataFrame({"customer_id": [1, 1, 2],
+    ...                     "ts": [dt.date(2024, 1, 1), dt.date(2024, 1, 31), dt.date(2024, 1, 5)],
+    ...                     "amount": [10.0, 20.0, 5.0]})
+    >>> result = churn_engine.Scorer().run(log, as_of="2024-03-01")
+    >>> result.customers.select("customer_id", "status", "status_reason").rows()
+    [(1, 'active', 'cycles<1.5'), (2, 'at_risk', 'one_time_recency>=1.5x_prior')]
+    """
 
     def __init__(self, config: ScoreConfig | None = None, **options: Any) -> None:
         if config is not None and options:
             raise TypeError("pass either a ScoreConfig or keyword options, not both")
         self.config = config if config is not None else ScoreConfig(**options)
 
-    def run(self, data: Any, as_of: AsOf = None, *, progress: Progress | None = None) -> ScoreResult:
-        raise NotImplementedError
+    def run(
+        self, data: Any, as_of: AsOf = None, *, progress: Progress | None = None
+    ) -> ScoreResult:
+        """Score every customer of ``data``.
+
+        Parameters
+        ----------
+        data : path, polars/pyarrow/pandas frame, or Arrow C stream
+            The transaction log (DESIGN.md section 3).
+        as_of : date, datetime or ISO string, optional
+            Score as of this point; default: the last day in the data.
+        progress : callable, optional
+            Called with the name of each stage as it starts.
+        """
+        config = self.config
+        timings: dict[str, float] = {}
+        threads = config.threads or 0
+
+        @contextmanager
+        def stage(name: str) -> Iterator[None]:
+            if progress is not None:
+                progress(name)
+            start = time.perf_counter()
+            yield
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+        with stage("read"):
+            prepared = prepare(open_source(data), config, parse_as_of(as_of))
+
+        if prepared.n_rows == 0:
+            return self._result(prepared, _empty(prepared, config), None, 0, timings)
+
+        with stage("encode"):
+            codes, rank_of_code, sorted_ids = _encode(prepared)
+        with stage("group"):
+            rows, offsets = _kernel.group_rows(
+                codes, rank_of_code, prepared.day_segments, prepared.amount_bits,
+                prepared.cat_segments, prepared.n_rows,
+            )  # fmt: skip
+            del codes
+        with stage("statistics"):
+            groups, no_purchase = _kernel.group_statistics(
+                rows, offsets, prepared.integer_amounts, threads
+            )
+            del rows, offsets
+        if len(groups["n_orders"]) == 0:
+            return self._result(prepared, _empty(prepared, config), None, no_purchase, timings)
+        with stage("status"):
+            categories = _category_values(prepared)
+            priors = _kernel.category_priors(
+                groups["cat"], groups["n_orders"], groups["interval_mean_days"],
+                np.array([_nan_if_none(config.fixed_prior_for(c)) for c in categories]),
+            )  # fmt: skip
+            horizons = np.array([config.horizon_for(c) for c in categories], dtype=np.int32)
+            cycles = _kernel.cycle_status(
+                groups["cat"], groups["n_orders"], groups["interval_mean_days"],
+                groups["last_day"], priors, horizons, prepared.as_of_day, config.prior_weight,
+                config.at_risk_cycles, config.churn_cycles, threads,
+            )  # fmt: skip
+        with stage("rfm"):
+            cuts = config.cuts or _compute_cuts(groups, cycles, config.rfm_bins)
+            scores = _kernel.rfm_scores(
+                cycles["recency_days"], groups["n_orders"], groups["monetary_total"],
+                np.asarray(cuts.recency), np.asarray(cuts.frequency), np.asarray(cuts.monetary),
+                threads,
+            )  # fmt: skip
+        with stage("assemble"):
+            customers = _assemble(
+                prepared, config, groups, cycles, scores, sorted_ids, categories, horizons
+            )
+        return self._result(prepared, customers, cuts, no_purchase, timings)
+
+    def _result(
+        self,
+        prepared: Prepared,
+        customers: pl.DataFrame,
+        cuts: RfmCuts | None,
+        no_purchase: int,
+        timings: dict[str, float],
+    ) -> ScoreResult:
+        stats = ScoreStats(
+            rows_read=prepared.rows_read,
+            rows_accepted=prepared.n_rows,
+            rows_rejected=prepared.rows_rejected,
+            rows_after_as_of=prepared.rows_after_as_of,
+            rejected_by_reason=dict(prepared.rejected_by_reason),
+            customers=customers.height,
+            customers_without_purchase=no_purchase,
+            as_of=prepared.as_of,
+            as_of_day=(
+                None if prepared.as_of_day is None
+                else _EPOCH + dt.timedelta(days=prepared.as_of_day)
+            ),  # fmt: skip
+            timings=timings,
+        )
+        rejects = prepared.rejects
+        if self.config.on_error == "quarantine" and rejects is None:
+            rejects = pl.DataFrame(
+                schema={"row": pl.Int64, **{c: pl.Null for c in _input_columns(self.config)},
+                        "reason": pl.String}
+            )  # fmt: skip
+        return ScoreResult(customers=customers, cuts=cuts, stats=stats, rejects=rejects)
 
 
 def score(data: Any, *, as_of: AsOf = None, **options: Any) -> pl.DataFrame:
-    """Score every customer of ``data``; see :class:`Scorer` and DESIGN.md section 4."""
+    """Score every customer of ``data`` (DESIGN.md section 4).
+
+    Returns one row per customer (per customer x category with
+    ``category_col``) in ascending ``customer_id`` order. Options are those of
+    :class:`ScoreConfig`; use :class:`Scorer` for cut points, stats and rejects.
+    """
     return Scorer(ScoreConfig(**options)).run(data, as_of=as_of).customers
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def _input_columns(config: ScoreConfig) -> list[str]:
+    names = [config.customer_col, config.ts_col, config.amount_col]
+    if config.category_col is not None:
+        names.append(config.category_col)
+    return names
+
+
+def _nan_if_none(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def _category_values(prepared: Prepared) -> list[Any]:
+    if prepared.categories is None:
+        return [None]
+    return prepared.categories.to_list()
+
+
+def _encode(prepared: Prepared) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None]:
+    """(code segments, rank of each code, sorted int64 ids or None for strings)."""
+    if prepared.id_kind == "string":
+        assert prepared.id_rank_of_code is not None
+        return prepared.id_segments, prepared.id_rank_of_code, None
+    codes, sorted_ids, rank_of_code = _kernel.encode_int_ids(
+        prepared.id_segments, prepared.n_rows
+    )
+    # views of the one code array, cut where the other columns' segments are
+    bounds = np.cumsum([0] + [len(s) for s in prepared.id_segments])
+    segments = [codes[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return segments, rank_of_code, sorted_ids
+
+
+def _compute_cuts(groups: dict[str, np.ndarray], cycles: dict[str, np.ndarray], bins: int) -> RfmCuts:
+    return RfmCuts(
+        recency=tuple(_kernel.quantile_cuts(-cycles["recency_days"], bins)),
+        frequency=tuple(_kernel.quantile_cuts(groups["n_orders"], bins)),
+        monetary=tuple(_kernel.quantile_cuts(groups["monetary_total"], bins)),
+    )
+
+
+def _customer_ids(prepared: Prepared, customer: np.ndarray, sorted_ids: np.ndarray | None,
+                  name: str) -> pl.Series:
+    if prepared.id_kind == "string":
+        assert prepared.id_dictionary is not None
+        return prepared.id_dictionary.gather(customer).alias(name)
+    assert sorted_ids is not None
+    ids = sorted_ids[customer]
+    if prepared.id_kind == "uint64":
+        return pl.Series(name, (ids ^ np.int64(-(2**63))).view(np.uint64))
+    return pl.Series(name, ids).cast(prepared.id_dtype)
+
+
+def _lookup(table: list[Any], codes: np.ndarray, name: str) -> pl.Series:
+    return pl.Series(name, table, dtype=pl.String).gather(codes)
+
+
+def _assemble(
+    prepared: Prepared,
+    config: ScoreConfig,
+    groups: dict[str, np.ndarray],
+    cycles: dict[str, np.ndarray],
+    scores: tuple[np.ndarray, np.ndarray, np.ndarray],
+    sorted_ids: np.ndarray | None,
+    categories: list[Any],
+    horizons: np.ndarray,
+) -> pl.DataFrame:
+    as_of_day = prepared.as_of_day
+    assert as_of_day is not None
+    n_orders = groups["n_orders"]
+    money = groups["monetary_total"]
+    columns: dict[str, pl.Series] = {
+        config.customer_col: _customer_ids(
+            prepared, groups["customer"], sorted_ids, config.customer_col
+        )
+    }
+    if config.category_col is not None:
+        assert prepared.categories is not None and prepared.cat_dtype is not None
+        columns[config.category_col] = prepared.categories.gather(groups["cat"]).cast(
+            prepared.cat_dtype
+        )
+
+    def floats(name: str, values: np.ndarray) -> pl.Series:
+        return pl.Series(name, values, nan_to_null=True)
+
+    def dates(name: str, days: np.ndarray) -> pl.Series:
+        return pl.Series(name, days, dtype=pl.Int32).cast(pl.Date)
+
+    status_reasons = [config.reason_codes(config.horizon_days)[k] for k in _kernel.REASON_KEYS]
+    status_reasons += [config.reason_codes(int(h))["horizon"] for h in horizons]
+    r, f, m = scores
+    bins = config.rfm_bins
+    code_index = (r.astype(np.int32) - 1) * bins * bins + (f - 1) * bins + (m - 1)
+    codes = [f"{i}{j}{k}" for i in range(1, bins + 1) for j in range(1, bins + 1)
+             for k in range(1, bins + 1)]  # fmt: skip
+    segment_map = config.effective_segment_map()
+    segment_of = {c: name for name, cs in (segment_map or {}).items() for c in cs}
+    cycle_null = np.isnan(cycles["cycle_days"])
+
+    columns.update(
+        n_orders=pl.Series("n_orders", n_orders),
+        n_rows=pl.Series("n_rows", groups["n_rows"]),
+        first_purchase=dates("first_purchase", groups["first_day"]),
+        last_purchase=dates("last_purchase", groups["last_day"]),
+        tenure_days=pl.Series("tenure_days", as_of_day - groups["first_day"].astype(np.int64)),
+        recency_days=pl.Series("recency_days", cycles["recency_days"]),
+        monetary_total=pl.Series("monetary_total", money),
+        refund_total=pl.Series("refund_total", groups["refund_total"]),
+        monetary_mean=pl.Series("monetary_mean", money / n_orders),
+        interval_mean_days=floats("interval_mean_days", groups["interval_mean_days"]),
+        interval_std_days=floats("interval_std_days", groups["interval_std_days"]),
+        interval_median_days=floats("interval_median_days", groups["interval_median_days"]),
+        cycle_days=floats("cycle_days", cycles["cycle_days"]),
+        cycles_since_last=floats("cycles_since_last", cycles["cycles_since_last"]),
+        expected_next_purchase=dates(
+            "expected_next_purchase", np.where(cycle_null, 0, cycles["expected_next_day"])
+        ).scatter(np.flatnonzero(cycle_null), None),
+        days_overdue=floats("days_overdue", cycles["days_overdue"]),
+        buyer_type=_lookup(["one_time", "repeat"], (n_orders > 1).astype(np.int8), "buyer_type"),
+        status=_lookup(list(_kernel.STATUS_NAMES), cycles["status"], "status"),
+        status_reason=_lookup(status_reasons, cycles["reason"], "status_reason"),
+        r_score=pl.Series("r_score", r),
+        f_score=pl.Series("f_score", f),
+        m_score=pl.Series("m_score", m),
+        rfm_code=_lookup(codes, code_index, "rfm_code"),
+        segment=_lookup([segment_of.get(c) for c in codes], code_index, "segment"),
+    )
+    frame = pl.DataFrame(columns)
+    schema = _schema_for(prepared, config)
+    return frame.cast(schema)  # type: ignore[arg-type]
+
+
+def _schema_for(prepared: Prepared, config: ScoreConfig) -> dict[str, pl.DataType]:
+    return output_schema(
+        config.customer_col,
+        prepared.id_dtype,
+        config.category_col,
+        prepared.cat_dtype,
+        prepared.integer_amounts,
+    )
+
+
+def _empty(prepared: Prepared, config: ScoreConfig) -> pl.DataFrame:
+    if config.category_col is not None and prepared.cat_dtype is None:
+        prepared.cat_dtype = pl.String()
+    return pl.DataFrame(schema=_schema_for(prepared, config))

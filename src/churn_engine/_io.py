@@ -1,0 +1,101 @@
+"""Sources -> a Polars LazyFrame of the needed columns.
+
+Paths are scanned (only the needed columns are read); in-memory inputs are
+wrapped without copying where Polars can (pyarrow tables, pandas frames and
+Arrow C streams all come in through Arrow).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+import polars as pl
+
+from .errors import ConfigError, DataError, SchemaError
+
+__all__ = ["SUPPORTED_EXTENSIONS", "open_source", "source_label"]
+
+_PARQUET = (".parquet", ".pq")
+_CSV = (".csv", ".tsv", ".txt")
+_IPC = (".arrow", ".ipc", ".feather")
+SUPPORTED_EXTENSIONS = _PARQUET + _CSV + _IPC
+
+
+def source_label(data: Any) -> str:
+    """A short description of a source for messages."""
+    if isinstance(data, (str, os.PathLike)):
+        return str(data)
+    return type(data).__name__
+
+
+def open_source(data: Any) -> pl.LazyFrame:
+    """Wrap any supported source as a LazyFrame (nothing is read yet for paths)."""
+    if isinstance(data, (str, os.PathLike)):
+        return _scan_path(pathlib.Path(data))
+    if isinstance(data, pl.LazyFrame):
+        return data
+    if isinstance(data, pl.DataFrame):
+        return data.lazy()
+    module = type(data).__module__.split(".")[0]
+    if module == "pyarrow":
+        return _from_pyarrow(data)
+    if module == "pandas":
+        return _from_pandas(data)
+    if hasattr(data, "__arrow_c_stream__"):
+        import pyarrow as pa
+
+        return _from_pyarrow(pa.RecordBatchReader.from_stream(data))
+    raise SchemaError(
+        f"unsupported input of type {type(data).__name__}: pass a Parquet/CSV/Arrow IPC path, "
+        "a polars DataFrame or LazyFrame, a pyarrow Table or RecordBatchReader, a pandas "
+        "DataFrame, or an object with __arrow_c_stream__"
+    )
+
+
+def _scan_path(path: pathlib.Path) -> pl.LazyFrame:
+    suffix = path.suffix.lower()
+    is_glob = any(ch in str(path) for ch in "*?[")
+    if not is_glob and not path.exists():
+        raise FileNotFoundError(f"input file not found: {path}")
+    if not is_glob and path.is_file() and path.stat().st_size == 0:
+        raise DataError(f"input file is empty: {path}", reason="empty_file")
+    if suffix in _PARQUET or (path.is_dir() and not is_glob):
+        return pl.scan_parquet(path)
+    if suffix in _CSV:
+        # timestamps stay text here and are parsed (and rejected) by _prepare
+        return pl.scan_csv(path, separator="\t" if suffix == ".tsv" else ",")
+    if suffix in _IPC:
+        return pl.scan_ipc(path)
+    raise ConfigError(
+        f"cannot tell the format of {path}: use one of {', '.join(SUPPORTED_EXTENSIONS)}"
+    )
+
+
+def _from_pyarrow(data: Any) -> pl.LazyFrame:
+    import pyarrow as pa
+
+    if isinstance(data, pa.RecordBatchReader):
+        data = data.read_all()
+    elif isinstance(data, pa.RecordBatch):
+        data = pa.Table.from_batches([data])
+    if not isinstance(data, pa.Table):
+        raise SchemaError(f"unsupported pyarrow input of type {type(data).__name__}")
+    try:
+        frame = pl.from_arrow(data, rechunk=False)
+    except (pl.exceptions.PolarsError, pa.ArrowException) as exc:
+        raise SchemaError(f"cannot read the Arrow input: {exc}") from exc
+    assert isinstance(frame, pl.DataFrame)
+    return frame.lazy()
+
+
+def _from_pandas(data: Any) -> pl.LazyFrame:
+    try:
+        return pl.from_pandas(data).lazy()
+    except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
+        # e.g. an object column of datetimes in several time zones
+        raise SchemaError(
+            f"cannot convert the pandas input: {exc}; give every column one type "
+            "(for timestamps one time zone, e.g. with pandas.to_datetime(..., utc=True))"
+        ) from exc

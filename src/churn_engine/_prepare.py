@@ -1,0 +1,418 @@
+"""Validation, casting, rejects, day numbers and id encoding.
+
+One Polars query reads the needed columns, casts them, computes each row's
+day number in the scoring time zone and a reject reason code. The accepted
+rows are then handed to the kernel as aligned Arrow record batches viewed as
+NumPy arrays (no copies of the id, day or amount buffers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .config import ScoreConfig
+from .errors import ConfigError, DataError, SchemaError
+
+__all__ = ["REJECT_REASONS", "Prepared", "parse_as_of", "prepare"]
+
+_EPOCH = dt.date(1970, 1, 1)
+_ID, _DAY, _AMOUNT, _CAT = "__churn_id", "__churn_day", "__churn_amount", "__churn_cat"
+_REASON, _AFTER = "__churn_reason", "__churn_after"
+
+#: reason code -> (machine-readable reason, which column it is about)
+REJECT_REASONS: dict[int, tuple[str, str]] = {
+    1: ("null_customer_id", "customer"),
+    2: ("null_ts", "ts"),
+    3: ("unparseable_ts", "ts"),
+    4: ("null_amount", "amount"),
+    5: ("nan_amount", "amount"),
+    6: ("infinite_amount", "amount"),
+    7: ("null_category", "category"),
+}
+
+_INTEGER_TYPES = (
+    pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64,
+)  # fmt: skip
+_STRING_TYPES = (pl.String, pl.Categorical, pl.Enum)
+
+
+@dataclasses.dataclass
+class Prepared:
+    """Accepted rows as kernel inputs, plus what the run must report."""
+
+    n_rows: int
+    id_kind: str  # "int", "uint64" or "string"
+    id_dtype: pl.DataType
+    id_segments: list[np.ndarray]  # int64 ids ("int"/"uint64") or int32 codes ("string")
+    id_dictionary: pl.Series | None  # string ids: distinct values in ascending byte order
+    id_rank_of_code: np.ndarray | None  # string ids: dictionary code -> rank
+    day_segments: list[np.ndarray]  # int32 days since 1970-01-01 in tz
+    amount_bits: list[np.ndarray]  # int64 views of int64 or float64 amounts
+    integer_amounts: bool
+    cat_segments: list[np.ndarray] | None  # int32 rank of the category
+    categories: pl.Series | None  # distinct categories, ascending
+    cat_dtype: pl.DataType | None
+    as_of: dt.date | dt.datetime | None
+    as_of_day: int | None
+    rows_read: int
+    rows_after_as_of: int
+    rejected_by_reason: dict[str, int]
+    rejects: pl.DataFrame | None
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(self.rejected_by_reason.values())
+
+
+def parse_as_of(as_of: Any) -> dt.date | dt.datetime | None:
+    """``None``, a date, a datetime or an ISO string (date when it has no time)."""
+    if as_of is None or isinstance(as_of, dt.date):
+        return as_of
+    if isinstance(as_of, str):
+        text = as_of.strip()
+        try:
+            if len(text) == 10:
+                return dt.date.fromisoformat(text)
+            return dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(
+                f"as_of: cannot parse {as_of!r}; use YYYY-MM-DD or an ISO datetime"
+            ) from None
+    raise ConfigError(f"as_of must be a date, datetime or ISO string, got {type(as_of).__name__}")
+
+
+def _local_naive(value: dt.datetime, tz: str) -> dt.datetime:
+    """A datetime as wall-clock time in ``tz`` (naive values are already in tz)."""
+    if value.tzinfo is None:
+        return value
+    series = pl.Series([value]).dt.convert_time_zone(tz).dt.replace_time_zone(None)
+    result = series[0]
+    assert isinstance(result, dt.datetime)
+    return result
+
+
+def _check_tz(tz: str) -> None:
+    try:
+        pl.Series([dt.datetime(2000, 1, 1)]).dt.replace_time_zone(tz)
+    except Exception:
+        raise ConfigError(f"tz: unknown time zone {tz!r} (use an IANA name such as 'UTC')") from None
+
+
+def _column_types(lf: pl.LazyFrame, config: ScoreConfig) -> dict[str, pl.DataType]:
+    try:
+        schema = lf.collect_schema()
+    except pl.exceptions.PolarsError as exc:
+        raise DataError(f"cannot read the input: {exc}", reason="unreadable_input") from exc
+    wanted = {
+        "customer_col": config.customer_col,
+        "ts_col": config.ts_col,
+        "amount_col": config.amount_col,
+    }
+    if config.category_col is not None:
+        wanted["category_col"] = config.category_col
+    missing = [f"{name!r} ({option})" for option, name in wanted.items() if name not in schema]
+    if missing:
+        raise SchemaError(
+            f"missing column {', '.join(missing)}; the input has {list(schema.names())}"
+        )
+    return {name: schema[name] for name in wanted.values()}
+
+
+def _day_expr(ts: pl.Expr, dtype: pl.DataType, config: ScoreConfig) -> tuple[pl.Expr, pl.Expr]:
+    """(local naive datetime or date, parse-failed flag) for the ts column."""
+    name = config.ts_col
+    if isinstance(dtype, pl.Date):
+        return ts, pl.lit(False)
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is not None:
+            ts = ts.dt.convert_time_zone(config.tz).dt.replace_time_zone(None)
+        return ts, pl.lit(False)
+    if isinstance(dtype, _INTEGER_TYPES):
+        if config.ts_unit is None:
+            raise SchemaError(
+                f"column {name!r} holds integers ({dtype}); pass ts_unit='s', 'ms', 'us' "
+                "or 'ns' to read them as epoch timestamps (UTC)"
+            )
+        local = (
+            pl.from_epoch(ts.cast(pl.Int64), time_unit=config.ts_unit)
+            .dt.replace_time_zone("UTC")
+            .dt.convert_time_zone(config.tz)
+            .dt.replace_time_zone(None)
+        )
+        return local, pl.lit(False)
+    if isinstance(dtype, pl.String):
+        # timestamps with offsets (e.g. "...+02:00", mixed zones) land in UTC first
+        parsed = ts.str.to_datetime(strict=False, time_unit="us", time_zone="UTC")
+        local = parsed.dt.convert_time_zone(config.tz).dt.replace_time_zone(None)
+        naive = ts.str.to_datetime(strict=False, time_unit="us")
+        has_offset = ts.str.contains(r"(Z|[+-]\d\d:?\d\d)$")
+        local = pl.when(has_offset).then(local).otherwise(naive)
+        return local, ts.is_not_null() & local.is_null()
+    raise SchemaError(
+        f"column {name!r} (timestamps) must be a date, datetime, integer epoch or string, "
+        f"got {dtype}"
+    )
+
+
+def _id_expr(dtype: pl.DataType, config: ScoreConfig) -> tuple[pl.Expr, str]:
+    col = pl.col(config.customer_col)
+    if isinstance(dtype, pl.UInt64):
+        return col, "uint64"
+    if isinstance(dtype, _INTEGER_TYPES):
+        return col.cast(pl.Int64), "int"
+    if isinstance(dtype, _STRING_TYPES):
+        return col.cast(pl.String), "string"
+    raise SchemaError(
+        f"column {config.customer_col!r} (customer ids) must be integer or string, got {dtype}"
+    )
+
+
+def _amount_expr(dtype: pl.DataType, config: ScoreConfig) -> tuple[pl.Expr, bool]:
+    col = pl.col(config.amount_col)
+    if isinstance(dtype, _INTEGER_TYPES):
+        return col.cast(pl.Int64, strict=True), True
+    if isinstance(dtype, (pl.Float32, pl.Float64, pl.Decimal)):
+        return col.cast(pl.Float64), False
+    raise SchemaError(
+        f"column {config.amount_col!r} (amounts) must be integer or float, got {dtype}"
+    )
+
+
+def _category_expr(dtype: pl.DataType, config: ScoreConfig) -> pl.Expr:
+    assert config.category_col is not None
+    col = pl.col(config.category_col)
+    if isinstance(dtype, _STRING_TYPES):
+        return col.cast(pl.String)
+    if isinstance(dtype, _INTEGER_TYPES):
+        return col
+    raise SchemaError(
+        f"column {config.category_col!r} (categories) must be string or integer, got {dtype}"
+    )
+
+
+def prepare(
+    lf: pl.LazyFrame, config: ScoreConfig, as_of: dt.date | dt.datetime | None
+) -> Prepared:
+    """Read, validate and encode the source; raise or quarantine bad rows."""
+    _check_tz(config.tz)
+    types = _column_types(lf, config)
+    id_expr, id_kind = _id_expr(types[config.customer_col], config)
+    amount, integer_amounts = _amount_expr(types[config.amount_col], config)
+    ts_type = types[config.ts_col]
+    local, unparseable = _day_expr(pl.col(config.ts_col), ts_type, config)
+    day = (local if isinstance(ts_type, pl.Date) else local.dt.date()).cast(pl.Int32)
+
+    reason = (
+        pl.when(pl.col(config.customer_col).is_null()).then(1)
+        .when(pl.col(config.ts_col).is_null()).then(2)
+        .when(unparseable | day.is_null()).then(3)
+        .when(pl.col(config.amount_col).is_null()).then(4)
+    )  # fmt: skip
+    if not integer_amounts:
+        reason = reason.when(amount.is_nan()).then(5).when(amount.is_infinite()).then(6)
+    columns = [id_expr.alias(_ID), day.alias(_DAY), amount.alias(_AMOUNT)]
+    if config.category_col is not None:
+        columns.append(_category_expr(types[config.category_col], config).alias(_CAT))
+        reason = reason.when(pl.col(config.category_col).is_null()).then(7)
+    columns.append(reason.otherwise(0).cast(pl.UInt8).alias(_REASON))
+
+    as_of_local: dt.date | dt.datetime | None = None
+    if isinstance(as_of, dt.datetime):
+        as_of_local = _local_naive(as_of, config.tz)
+        after = day > as_of_local.date() if isinstance(ts_type, pl.Date) else local > as_of_local
+        columns.append(after.fill_null(False).alias(_AFTER))
+    elif isinstance(as_of, dt.date):
+        as_of_local = as_of
+        columns.append((day > (as_of - _EPOCH).days).fill_null(False).alias(_AFTER))
+
+    try:
+        frame = lf.select(columns).collect()
+    except pl.exceptions.InvalidOperationError as exc:
+        raise DataError(f"cannot cast the input columns: {exc}", reason="bad_value") from exc
+    except pl.exceptions.ComputeError as exc:
+        raise DataError(f"cannot read the input: {exc}", reason="unreadable_input") from exc
+    return _split(frame, lf, config, as_of, as_of_local, id_kind, integer_amounts, types)
+
+
+def _split(
+    frame: pl.DataFrame,
+    lf: pl.LazyFrame,
+    config: ScoreConfig,
+    as_of: dt.date | dt.datetime | None,
+    as_of_local: dt.date | dt.datetime | None,
+    id_kind: str,
+    integer_amounts: bool,
+    types: dict[str, pl.DataType],
+) -> Prepared:
+    rows_read = frame.height
+    reasons = frame.get_column(_REASON)
+    bad = reasons != 0
+    n_bad = int(bad.sum()) if rows_read else 0
+    rejected_by_reason: dict[str, int] = {}
+    rejects = None
+    if n_bad:
+        counts = reasons.filter(bad).value_counts()
+        for code, count in counts.iter_rows():
+            rejected_by_reason[REJECT_REASONS[code][0]] = int(count)
+        first = int(bad.arg_true()[0])
+        if config.on_error == "raise":
+            raise _data_error(lf, config, first, int(reasons[first]), n_bad)
+        rejects = _rejects_table(lf, config, reasons)
+    keep = ~bad
+    rows_after = 0
+    if _AFTER in frame.columns:
+        after = frame.get_column(_AFTER) & keep
+        rows_after = int(after.sum())
+        keep = keep & ~after
+    if n_bad or rows_after:
+        frame = frame.filter(keep)
+
+    days = frame.get_column(_DAY)
+    if as_of_local is None:
+        as_of_day = None if days.is_empty() else int(days.max())  # type: ignore[arg-type]
+        as_of_report: dt.date | dt.datetime | None = (
+            None if as_of_day is None else _EPOCH + dt.timedelta(days=as_of_day)
+        )
+    else:
+        day_of = as_of_local.date() if isinstance(as_of_local, dt.datetime) else as_of_local
+        as_of_day = (day_of - _EPOCH).days
+        as_of_report = as_of
+
+    prepared = Prepared(
+        n_rows=frame.height,
+        id_kind=id_kind,
+        id_dtype=pl.String() if id_kind == "string" else types[config.customer_col],
+        id_segments=[],
+        id_dictionary=None,
+        id_rank_of_code=None,
+        day_segments=[],
+        amount_bits=[],
+        integer_amounts=integer_amounts,
+        cat_segments=None,
+        categories=None,
+        cat_dtype=None,
+        as_of=as_of_report,
+        as_of_day=as_of_day,
+        rows_read=rows_read,
+        rows_after_as_of=rows_after,
+        rejected_by_reason=rejected_by_reason,
+        rejects=rejects,
+    )
+    _to_segments(prepared, frame, config, types)
+    return prepared
+
+
+def _dictionary(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Array, np.ndarray]:
+    """Dictionary-encode; returns (indices, dictionary, rank of each dictionary entry)."""
+    encoded = pc.dictionary_encode(column).unify_dictionaries()
+    if encoded.num_chunks:
+        dictionary = encoded.chunk(0).dictionary
+    else:
+        dictionary = pa.array([], type=column.type)
+    indices = pa.chunked_array([c.indices for c in encoded.chunks], type=pa.int32())
+    order = pc.sort_indices(dictionary).to_numpy()
+    rank = np.empty(len(dictionary), dtype=np.int32)
+    rank[order] = np.arange(len(dictionary), dtype=np.int32)
+    return indices, dictionary.take(pa.array(order)), rank
+
+
+def _to_segments(
+    prepared: Prepared, frame: pl.DataFrame, config: ScoreConfig, types: dict[str, pl.DataType]
+) -> None:
+    table = frame.select(
+        [c for c in (_ID, _DAY, _AMOUNT, _CAT) if c in frame.columns]
+    ).to_arrow()
+    if prepared.id_kind == "string":
+        indices, dictionary, rank = _dictionary(table.column(_ID))
+        table = table.set_column(0, _ID, indices)
+        prepared.id_dictionary = pl.Series(config.customer_col, dictionary, dtype=pl.String)
+        prepared.id_rank_of_code = rank
+    cat_rank = None
+    if config.category_col is not None:
+        indices, dictionary, cat_rank = _dictionary(table.column(_CAT))
+        table = table.set_column(3, _CAT, indices)
+        prepared.categories = pl.Series(config.category_col, dictionary)
+        prepared.cat_dtype = (
+            pl.String() if isinstance(types[config.category_col], _STRING_TYPES)
+            else prepared.categories.dtype
+        )  # fmt: skip
+        prepared.cat_segments = []
+    # record batches share chunk boundaries across columns: aligned, zero-copy views
+    for batch in table.to_batches():
+        if batch.num_rows == 0:
+            continue
+        ids = _view(batch.column(0))
+        if prepared.id_kind == "uint64":
+            # flipping the top bit maps unsigned order onto signed order
+            ids = ids.view(np.int64) ^ np.int64(-(2**63))
+        prepared.id_segments.append(ids)
+        prepared.day_segments.append(_view(batch.column(1)))
+        prepared.amount_bits.append(_view(batch.column(2)).view(np.int64))
+        if cat_rank is not None:
+            assert prepared.cat_segments is not None
+            prepared.cat_segments.append(cat_rank[_view(batch.column(3))])
+
+
+def _view(array: pa.Array) -> np.ndarray:
+    return array.to_numpy(zero_copy_only=True)
+
+
+def _data_error(
+    lf: pl.LazyFrame, config: ScoreConfig, row: int, code: int, n_bad: int
+) -> DataError:
+    reason, role = REJECT_REASONS[code]
+    column = {
+        "customer": config.customer_col,
+        "ts": config.ts_col,
+        "amount": config.amount_col,
+        "category": config.category_col,
+    }[role]
+    example = _example_row(lf, config, row)
+    more = f" ({n_bad:,} bad rows in all)" if n_bad > 1 else ""
+    return DataError(
+        f"column {column!r}: {reason.replace('_', ' ')} at row {row}: {example}{more}; "
+        "fix the input or pass on_error='quarantine' to score the rest and get the bad "
+        "rows in ScoreResult.rejects",
+        column=column,
+        reason=reason,
+        row=row,
+    )
+
+
+def _needed(config: ScoreConfig) -> list[str]:
+    names = [config.customer_col, config.ts_col, config.amount_col]
+    if config.category_col is not None:
+        names.append(config.category_col)
+    return names
+
+
+def _example_row(lf: pl.LazyFrame, config: ScoreConfig, row: int) -> dict[str, Any]:
+    try:
+        return lf.select(_needed(config)).slice(row, 1).collect().row(0, named=True)
+    except Exception:  # the message matters more than the example
+        return {}
+
+
+def _rejects_table(lf: pl.LazyFrame, config: ScoreConfig, reasons: pl.Series) -> pl.DataFrame:
+    names = pl.Series([REJECT_REASONS.get(i, ("", ""))[0] for i in range(8)])
+    bad = pl.DataFrame({"row": pl.int_range(len(reasons), eager=True, dtype=pl.Int64),
+                        "code": reasons}).filter(
+        pl.col("code") != 0
+    )
+    original = (
+        lf.select(_needed(config))
+        .with_row_index("row")
+        .with_columns(pl.col("row").cast(pl.Int64))
+        .join(bad.lazy(), on="row", how="inner")
+        .collect()
+    )
+    return original.with_columns(
+        reason=names.gather(original.get_column("code").cast(pl.Int64))
+    ).drop("code").sort("row")
