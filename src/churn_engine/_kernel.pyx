@@ -11,7 +11,7 @@ Compiler directives are set once, in setup.py.
 
 from cython.parallel cimport parallel, prange
 from libc.math cimport NAN, floor, isnan, sqrt
-from libc.stdint cimport INT32_MIN, INT64_MIN, int8_t, int16_t, int32_t, int64_t
+from libc.stdint cimport INT32_MIN, INT64_MIN, int8_t, int32_t, int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
@@ -96,7 +96,7 @@ def encode_int_ids(list id_segments, int64_t n_rows):
     cdef churn_hash table
     cdef int32_t[::1] codes = np.empty(n_rows, dtype=np.int32)
     cdef const int64_t[::1] segment
-    cdef int64_t pos = 0, n, n_ids, c
+    cdef int64_t pos = 0, n, n_ids
     cdef int rc
     _check(churn_hash_init(&table, n_rows // 4 + 16), "encode")
     try:
@@ -159,7 +159,7 @@ def group_rows(list code_segments, const int32_t[::1] rank_of_code, list day_seg
     cdef const int64_t[::1] amounts
     cdef const int32_t[::1] cats
     cdef const int32_t *cat_ptr
-    cdef int64_t pos, n, i, r, total
+    cdef int64_t pos, n, r, total
     cdef int rc = CHURN_OK
     n_segments = len(code_segments)
     if len(day_segments) != n_segments or len(amount_segments) != n_segments or (

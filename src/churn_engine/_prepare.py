@@ -102,7 +102,9 @@ def _check_tz(tz: str) -> None:
     try:
         pl.Series([dt.datetime(2000, 1, 1)]).dt.replace_time_zone(tz)
     except Exception:
-        raise ConfigError(f"tz: unknown time zone {tz!r} (use an IANA name such as 'UTC')") from None
+        raise ConfigError(
+            f"tz: unknown time zone {tz!r} (use an IANA name such as 'UTC')"
+        ) from None
 
 
 def _column_types(lf: pl.LazyFrame, config: ScoreConfig) -> dict[str, pl.DataType]:

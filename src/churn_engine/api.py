@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -96,6 +97,8 @@ class Scorer:
             del rows, offsets
         if len(groups["n_orders"]) == 0:
             return self._result(prepared, _empty(prepared, config), None, no_purchase, timings)
+        as_of_day = prepared.as_of_day
+        assert as_of_day is not None  # set whenever there are accepted rows
         with stage("status"):
             categories = _category_values(prepared)
             priors = _kernel.category_priors(
@@ -105,7 +108,7 @@ class Scorer:
             horizons = np.array([config.horizon_for(c) for c in categories], dtype=np.int32)
             cycles = _kernel.cycle_status(
                 groups["cat"], groups["n_orders"], groups["interval_mean_days"],
-                groups["last_day"], priors, horizons, prepared.as_of_day, config.prior_weight,
+                groups["last_day"], priors, horizons, as_of_day, config.prior_weight,
                 config.at_risk_cycles, config.churn_cycles, threads,
             )  # fmt: skip
         with stage("rfm"):
@@ -141,7 +144,7 @@ class Scorer:
             as_of_day=(
                 None if prepared.as_of_day is None
                 else _EPOCH + dt.timedelta(days=prepared.as_of_day)
-            ),  # fmt: skip
+            ),
             timings=timings,
         )
         rejects = prepared.rejects
@@ -193,11 +196,13 @@ def _encode(prepared: Prepared) -> tuple[list[np.ndarray], np.ndarray, np.ndarra
     )
     # views of the one code array, cut where the other columns' segments are
     bounds = np.cumsum([0] + [len(s) for s in prepared.id_segments])
-    segments = [codes[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    segments = [codes[a:b] for a, b in itertools.pairwise(bounds)]
     return segments, rank_of_code, sorted_ids
 
 
-def _compute_cuts(groups: dict[str, np.ndarray], cycles: dict[str, np.ndarray], bins: int) -> RfmCuts:
+def _compute_cuts(
+    groups: dict[str, np.ndarray], cycles: dict[str, np.ndarray], bins: int
+) -> RfmCuts:
     return RfmCuts(
         recency=tuple(_kernel.quantile_cuts(-cycles["recency_days"], bins)),
         frequency=tuple(_kernel.quantile_cuts(groups["n_orders"], bins)),

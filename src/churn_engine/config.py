@@ -14,13 +14,13 @@ from typing import Any, Literal
 from .errors import ConfigError
 
 __all__ = [
+    "BUYER_TYPES",
     "DEFAULT_SEGMENT_MAP",
+    "STATUSES",
+    "TS_UNITS",
     "RfmCuts",
     "ScoreConfig",
     "SegmentMap",
-    "STATUSES",
-    "BUYER_TYPES",
-    "TS_UNITS",
 ]
 
 STATUSES = ("active", "at_risk", "churned")
@@ -221,9 +221,8 @@ class ScoreConfig:
         object.__setattr__(self, "at_risk_cycles", at_risk)
         object.__setattr__(self, "churn_cycles", churn)
         object.__setattr__(self, "horizon_days", _check_days("horizon_days", self.horizon_days))
-        object.__setattr__(
-            self, "prior_weight", _check_positive("prior_weight", self.prior_weight, allow_zero=True)
-        )
+        weight = _check_positive("prior_weight", self.prior_weight, allow_zero=True)
+        object.__setattr__(self, "prior_weight", weight)
         if self.prior_days is not None:
             object.__setattr__(self, "prior_days", _check_positive("prior_days", self.prior_days))
         if self.category_col is None and (self.category_horizon_days or self.category_prior_days):

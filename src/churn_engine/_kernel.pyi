@@ -1,0 +1,56 @@
+"""Type stub of the compiled kernel (src/churn_engine/_kernel.pyx)."""
+
+import numpy as np
+import numpy.typing as npt
+
+STATUS_NAMES: tuple[str, str, str]
+REASON_KEYS: tuple[str, ...]
+REASON_HORIZON_BASE: int
+NULL_DAY: int
+
+def encode_int_ids(
+    id_segments: list[npt.NDArray[np.int64]], n_rows: int
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], npt.NDArray[np.int32]]: ...
+def group_rows(
+    code_segments: list[npt.NDArray[np.int32]],
+    rank_of_code: npt.NDArray[np.int32],
+    day_segments: list[npt.NDArray[np.int32]],
+    amount_segments: list[npt.NDArray[np.int64]],
+    cat_segments: list[npt.NDArray[np.int32]] | None,
+    n_rows: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def group_statistics(
+    rows_words: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.int64],
+    integer_amounts: bool,
+    threads: int,
+) -> tuple[dict[str, np.ndarray], int]: ...
+def category_priors(
+    cat: npt.NDArray[np.int32],
+    n_orders: npt.NDArray[np.int64],
+    interval_mean: npt.NDArray[np.float64],
+    fixed_prior: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]: ...
+def cycle_status(
+    cat: npt.NDArray[np.int32],
+    n_orders: npt.NDArray[np.int64],
+    interval_mean: npt.NDArray[np.float64],
+    last_day: npt.NDArray[np.int32],
+    priors: npt.NDArray[np.float64],
+    horizon_days: npt.NDArray[np.int32],
+    as_of_day: int,
+    prior_weight: float,
+    at_risk_cycles: float,
+    churn_cycles: float,
+    threads: int,
+) -> dict[str, np.ndarray]: ...
+def quantile_cuts(values: np.ndarray, bins: int) -> npt.NDArray[np.float64]: ...
+def rfm_scores(
+    recency_days: npt.NDArray[np.int64],
+    n_orders: npt.NDArray[np.int64],
+    money: np.ndarray,
+    r_cuts: npt.NDArray[np.float64],
+    f_cuts: npt.NDArray[np.float64],
+    m_cuts: npt.NDArray[np.float64],
+    threads: int,
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int8], npt.NDArray[np.int8]]: ...
