@@ -90,7 +90,27 @@ def _from_pyarrow(data: Any) -> pl.LazyFrame:
     return frame.lazy()
 
 
+def _check_pandas_time_zones(data: Any) -> None:
+    """pandas object columns may mix naive and tz-aware timestamps; Polars would
+    silently pick one zone for all, so refuse them."""
+    for name in data.columns:
+        column = data[name]
+        if column.dtype != object:
+            continue
+        kinds = {
+            getattr(value, "tzinfo", None) is None
+            for value in column.dropna()
+            if hasattr(value, "tzinfo")
+        }
+        if len(kinds) > 1:
+            raise SchemaError(
+                f"column {name!r} mixes naive and tz-aware timestamps; make them all "
+                "tz-aware (e.g. pandas.to_datetime(..., utc=True)) or all naive"
+            )
+
+
 def _from_pandas(data: Any) -> pl.LazyFrame:
+    _check_pandas_time_zones(data)
     try:
         return pl.from_pandas(data).lazy()
     except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:

@@ -150,17 +150,30 @@ def _day_expr(ts: pl.Expr, dtype: pl.DataType, config: ScoreConfig) -> tuple[pl.
         )
         return local, pl.lit(False)
     if isinstance(dtype, pl.String):
-        # timestamps with offsets (e.g. "...+02:00", mixed zones) land in UTC first
-        parsed = ts.str.to_datetime(strict=False, time_unit="us", time_zone="UTC")
-        local = parsed.dt.convert_time_zone(config.tz).dt.replace_time_zone(None)
-        naive = ts.str.to_datetime(strict=False, time_unit="us")
-        has_offset = ts.str.contains(r"(Z|[+-]\d\d:?\d\d)$")
-        local = pl.when(has_offset).then(local).otherwise(naive)
-        return local, ts.is_not_null() & local.is_null()
+        return _parse_text_ts(ts, config.tz)
     raise SchemaError(
         f"column {name!r} (timestamps) must be a date, datetime, integer epoch or string, "
         f"got {dtype}"
     )
+
+
+#: accepted text timestamps (after "Z" -> "+00:00" and " " -> "T")
+_NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
+_OFFSET_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%z"
+
+
+def _parse_text_ts(ts: pl.Expr, tz: str) -> tuple[pl.Expr, pl.Expr]:
+    """ISO-8601 text: values with an offset are instants (converted to tz, so
+    mixed offsets are fine); values without one are wall-clock time in tz."""
+    text = ts.str.strip_chars().str.replace(r"Z$", "+00:00").str.replace(" ", "T")
+    aware = (
+        text.str.strptime(pl.Datetime("us", "UTC"), _OFFSET_FORMAT, strict=False)
+        .dt.convert_time_zone(tz)
+        .dt.replace_time_zone(None)
+    )
+    naive = [text.str.strptime(pl.Datetime("us"), f, strict=False) for f in _NAIVE_FORMATS]
+    local = pl.coalesce(aware, *naive)
+    return local, ts.is_not_null() & local.is_null()
 
 
 def _id_expr(dtype: pl.DataType, config: ScoreConfig) -> tuple[pl.Expr, str]:
@@ -261,7 +274,7 @@ def _split(
     rejects = None
     if n_bad:
         counts = reasons.filter(bad).value_counts()
-        for code, count in counts.iter_rows():
+        for code, count in sorted(counts.iter_rows()):
             rejected_by_reason[REJECT_REASONS[code][0]] = int(count)
         first = int(bad.arg_true()[0])
         if config.on_error == "raise":
