@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ._stats import ScoreResult, ScoreStats
 from .api import Scorer, score
 from .config import DEFAULT_SEGMENT_MAP, RfmCuts, ScoreConfig
 from .errors import ChurnEngineError, ConfigError, DataError, KernelError, SchemaError
-from ._stats import ScoreResult, ScoreStats
 
 __version__ = "0.1.0"
 
@@ -21,6 +21,6 @@ __all__ = [
     "ScoreResult",
     "ScoreStats",
     "Scorer",
-    "score",
     "__version__",
+    "score",
 ]
