@@ -4,51 +4,39 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- ranks of distinct int64 keys: LSD radix sort, 16-bit digits -------- */
+/* ---- rows by key: LSD radix sort, 8-bit digits ------------------------- */
 
-int churn_rank_int64(int32_t *out_rank, const int64_t *keys, int64_t n) {
-    if (n <= 0) return CHURN_OK;
-    uint64_t *k0 = (uint64_t *)malloc((size_t)n * sizeof(uint64_t));
-    uint64_t *k1 = (uint64_t *)malloc((size_t)n * sizeof(uint64_t));
-    int32_t *i0 = (int32_t *)malloc((size_t)n * sizeof(int32_t));
-    int32_t *i1 = (int32_t *)malloc((size_t)n * sizeof(int32_t));
-    int64_t *count = (int64_t *)malloc(65536 * sizeof(int64_t));
-    if (!k0 || !k1 || !i0 || !i1 || !count) {
-        free(k0); free(k1); free(i0); free(i1); free(count);
-        return CHURN_ERR_NOMEM;
-    }
+static inline uint64_t flip(int64_t key) {
+    /* flipping the sign bit makes unsigned order equal signed order */
+    return (uint64_t)key ^ 0x8000000000000000ULL;
+}
+
+void churn_sort_by_key(churn_row *rows, churn_row *scratch, int64_t n) {
+    if (n < 2) return;
     uint64_t all_or = 0, all_and = ~(uint64_t)0;
     for (int64_t i = 0; i < n; i++) {
-        /* flipping the sign bit makes unsigned order equal signed order */
-        uint64_t k = (uint64_t)keys[i] ^ 0x8000000000000000ULL;
-        k0[i] = k;
-        i0[i] = (int32_t)i;
+        uint64_t k = flip(rows[i].key);
         all_or |= k;
         all_and &= k;
     }
     uint64_t varying = all_or ^ all_and;
-    for (int pass = 0; pass < 4; pass++) {
-        int shift = pass * 16;
-        if (((varying >> shift) & 0xffff) == 0) continue; /* digit constant: skip */
-        memset(count, 0, 65536 * sizeof(int64_t));
-        for (int64_t i = 0; i < n; i++) count[(k0[i] >> shift) & 0xffff]++;
+    churn_row *src = rows, *dst = scratch;
+    enum { DIGIT_BITS = 11, DIGITS = 1 << DIGIT_BITS, MASK = DIGITS - 1 };
+    int64_t count[DIGITS];
+    for (int shift = 0; shift < 64; shift += DIGIT_BITS) {
+        if (((varying >> shift) & MASK) == 0) continue; /* digit constant: skip */
+        memset(count, 0, sizeof(count));
+        for (int64_t i = 0; i < n; i++) count[(flip(src[i].key) >> shift) & MASK]++;
         int64_t sum = 0;
-        for (int d = 0; d < 65536; d++) {
+        for (int d = 0; d < DIGITS; d++) {
             int64_t c = count[d];
             count[d] = sum;
             sum += c;
         }
-        for (int64_t i = 0; i < n; i++) {
-            int64_t pos = count[(k0[i] >> shift) & 0xffff]++;
-            k1[pos] = k0[i];
-            i1[pos] = i0[i];
-        }
-        uint64_t *tk = k0; k0 = k1; k1 = tk;
-        int32_t *ti = i0; i0 = i1; i1 = ti;
+        for (int64_t i = 0; i < n; i++) dst[count[(flip(src[i].key) >> shift) & MASK]++] = src[i];
+        churn_row *t = src; src = dst; dst = t;
     }
-    for (int64_t r = 0; r < n; r++) out_rank[i0[r]] = (int32_t)r;
-    free(k0); free(k1); free(i0); free(i1); free(count);
-    return CHURN_OK;
+    if (src != rows) memcpy(rows, src, (size_t)n * sizeof(churn_row));
 }
 
 /* ---- per-customer row order: introsort --------------------------------- */

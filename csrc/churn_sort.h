@@ -5,21 +5,23 @@
 
 #include <stdint.h>
 
-/* One accepted input row, as the kernel groups it. `amount` holds the raw
- * 64 bits of the value (int64, or a double's bits): ordering rows by them
- * gives each customer a fixed summation order whatever the input order. */
+/* One accepted input row, as the kernel groups it. `key` is the customer
+ * (the id, or the rank of a string id); `amount` holds the raw 64 bits of
+ * the value (int64, or a double's bits): ordering a customer's rows by them
+ * gives a fixed summation order whatever the input order. */
 typedef struct {
+    int64_t key;
     int32_t cat;
     int32_t day;
     int64_t amount;
 } churn_row;
 
-/* out_rank[i] = position of keys[i] among the ascending keys (keys distinct).
- * Radix sort, O(n). Returns CHURN_OK or CHURN_ERR_NOMEM. */
-int churn_rank_int64(int32_t *out_rank, const int64_t *keys, int64_t n);
-
-/* Sorts rows by (cat, day, amount bits). */
+/* Sorts one customer's rows by (cat, day, amount bits); keys are equal. */
 void churn_sort_rows(churn_row *rows, int64_t n);
+
+/* Stable LSD radix sort of rows by key (signed order), 8-bit digits, skipping
+ * digits that are the same in every row. scratch holds n rows. */
+void churn_sort_by_key(churn_row *rows, churn_row *scratch, int64_t n);
 
 /* Quickselect: rearranges values so values[k] is the k-th smallest, smaller
  * ones before it and larger ones after; returns values[k]. */

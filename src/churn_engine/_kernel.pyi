@@ -8,20 +8,18 @@ REASON_KEYS: tuple[str, ...]
 REASON_HORIZON_BASE: int
 NULL_DAY: int
 
-def encode_int_ids(
-    id_segments: list[npt.NDArray[np.int64]], n_rows: int
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], npt.NDArray[np.int32]]: ...
 def group_rows(
-    code_segments: list[npt.NDArray[np.int32]],
-    rank_of_code: npt.NDArray[np.int32],
+    id_segments: list[np.ndarray],
+    rank_of_code: npt.NDArray[np.int32] | None,
     day_segments: list[npt.NDArray[np.int32]],
     amount_segments: list[npt.NDArray[np.int64]],
     cat_segments: list[npt.NDArray[np.int32]] | None,
     n_rows: int,
+    threads: int,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
 def group_statistics(
     rows_words: npt.NDArray[np.int64],
-    offsets: npt.NDArray[np.int64],
+    part_offsets: npt.NDArray[np.int64],
     integer_amounts: bool,
     threads: int,
 ) -> tuple[dict[str, np.ndarray], int]: ...

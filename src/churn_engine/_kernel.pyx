@@ -11,7 +11,7 @@ Compiler directives are set once, in setup.py.
 
 from cython.parallel cimport parallel, prange
 from libc.math cimport NAN, floor, isnan, sqrt
-from libc.stdint cimport INT32_MIN, INT64_MIN, int8_t, int32_t, int64_t
+from libc.stdint cimport INT32_MIN, INT64_MIN, int8_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
@@ -21,16 +21,15 @@ from ._kernel cimport (
     CHURN_ERR_OVERFLOW,
     CHURN_ERR_TOO_MANY,
     CHURN_OK,
-    churn_hash,
-    churn_hash_encode,
-    churn_hash_free,
-    churn_hash_init,
     churn_median_double,
     churn_median_int64,
-    churn_rank_int64,
     churn_row,
     churn_select_double,
     churn_select_int64,
+    churn_group_buffers,
+    churn_group_buffers_free,
+    churn_group_buffers_init,
+    churn_group_partition,
     churn_sort_rows,
 )
 
@@ -83,154 +82,220 @@ def _check(int rc, str stage):
 
 
 # --------------------------------------------------------------------------
-# stage 1: dense customer codes
+# stage 1: group rows by customer (radix partitioning by key range)
 # --------------------------------------------------------------------------
 
-def encode_int_ids(list id_segments, int64_t n_rows):
-    """Dense codes of int64 ids through a C hash table.
+cdef enum:
+    # rows per partition to aim for: 16K rows of 24 bytes stay in L2
+    _PARTITION_ROWS_LOG2 = 14
+    _MAX_PARTITION_BITS = 16
 
-    Returns ``(row_codes, sorted_ids, rank_of_code)``: ``row_codes[i]`` is the
-    code of row i (first-seen order), ``sorted_ids`` the distinct ids in
-    ascending order and ``rank_of_code[c]`` the position of code c's id in it.
+
+cdef inline uint64_t _flip(int64_t key) noexcept nogil:
+    # flipping the sign bit makes unsigned order equal signed order
+    return (<uint64_t>key) ^ 0x8000000000000000ULL
+
+
+cdef inline int _bit_length(uint64_t x) noexcept nogil:
+    cdef int bits = 0
+    while x:
+        bits += 1
+        x >>= 1
+    return bits
+
+
+def group_rows(list id_segments, object rank_of_code, list day_segments,
+               list amount_segments, object cat_segments, int64_t n_rows, int threads):
+    """Put rows in ascending customer order.
+
+    ``id_segments`` hold int64 ids (``rank_of_code`` is None) or int32
+    dictionary codes whose customer key is ``rank_of_code[code]``;
+    ``amount_segments`` the raw 64 bits of each amount (an int64 view of
+    int64 or float64 data). Rows are scattered into partitions by the high
+    bits of their key's offset from the smallest key (so partitions are
+    ascending key ranges that fit in cache), then each partition is radix
+    sorted by key, in parallel. Returns ``(rows, part_offsets)``: ``rows`` is
+    an int64 array of 3 * n_rows words holding ``churn_row`` records.
     """
-    cdef churn_hash table
-    cdef int32_t[::1] codes = np.empty(n_rows, dtype=np.int32)
-    cdef const int64_t[::1] segment
-    cdef int64_t pos = 0, n, n_ids
-    cdef int rc
-    _check(churn_hash_init(&table, n_rows // 4 + 16), "encode")
-    try:
-        for segment in id_segments:
-            n = segment.shape[0]
-            if n == 0:
-                continue
-            if pos + n > n_rows:
-                raise ValueError("id segments hold more rows than n_rows")
-            with nogil:
-                rc = churn_hash_encode(&table, &codes[pos], &segment[0], n)
-            _check(rc, "encode")
-            pos += n
-        if pos != n_rows:
-            raise ValueError("id segments hold fewer rows than n_rows")
-        n_ids = table.size
-        sorted_ids_arr = np.empty(n_ids, dtype=np.int64)
-        rank_arr = np.empty(n_ids, dtype=np.int32)
-        if n_ids:
-            _rank_and_sort(sorted_ids_arr, rank_arr, table.uniques, n_ids)
-    finally:
-        churn_hash_free(&table)
-    return np.asarray(codes), sorted_ids_arr, rank_arr
-
-
-cdef void _rank_and_sort(int64_t[::1] sorted_ids, int32_t[::1] rank,
-                         const int64_t *uniques, int64_t n) except *:
-    cdef int rc
-    cdef int64_t c
-    with nogil:
-        rc = churn_rank_int64(&rank[0], uniques, n)
-        if rc == CHURN_OK:
-            for c in range(n):
-                sorted_ids[rank[c]] = uniques[c]
-    _check(rc, "rank")
-
-
-# --------------------------------------------------------------------------
-# stage 2: group rows by customer (counting sort by rank)
-# --------------------------------------------------------------------------
-
-def group_rows(list code_segments, const int32_t[::1] rank_of_code, list day_segments,
-               list amount_segments, object cat_segments, int64_t n_rows):
-    """Scatter rows into customer order.
-
-    ``code_segments`` hold int32 customer codes, ``amount_segments`` the raw
-    64 bits of each amount (an int64 view of int64 or float64 data). Returns
-    ``(rows, offsets)``: ``rows`` is an int64 array of 2 * n_rows words holding
-    ``churn_row`` records, customer r's rows are ``offsets[r]:offsets[r+1]``.
-    """
-    cdef int64_t n_customers = rank_of_code.shape[0]
-    offsets_arr = np.zeros(n_customers + 1, dtype=np.int64)
-    rows_arr = np.empty(2 * n_rows, dtype=np.int64)
-    cdef int64_t[::1] offsets = offsets_arr
-    cdef int64_t[::1] rows_words = rows_arr
-    cdef churn_row *rows = <churn_row *>&rows_words[0] if n_rows else NULL
-    cdef int64_t[::1] cursor
-    cdef const int32_t[::1] codes
-    cdef const int32_t[::1] days
-    cdef const int64_t[::1] amounts
-    cdef const int32_t[::1] cats
-    cdef const int32_t *cat_ptr
-    cdef int64_t pos, n, r, total
-    cdef int rc = CHURN_OK
-    n_segments = len(code_segments)
+    cdef Py_ssize_t n_segments = len(id_segments), k
     if len(day_segments) != n_segments or len(amount_segments) != n_segments or (
         cat_segments is not None and len(cat_segments) != n_segments
     ):
         raise ValueError("all columns need the same segments")
+    cdef bint dense = rank_of_code is not None
+    cdef const int32_t[::1] ranks
+    cdef const int32_t *rank_ptr = NULL
+    cdef int64_t n_codes = 0
+    if dense:
+        ranks = rank_of_code
+        n_codes = ranks.shape[0]
+        if n_codes:
+            rank_ptr = &ranks[0]
 
-    # count rows per customer
-    pos = 0
-    for codes in code_segments:
-        n = codes.shape[0]
-        if n == 0:
-            continue
-        with nogil:
-            rc = _count_rows(&offsets[1], &codes[0], &rank_of_code[0], n_customers, n)
-        _check(rc, "group")
-        pos += n
-    if pos != n_rows:
-        raise ValueError("code segments do not add up to n_rows")
-    with nogil:
-        total = 0
-        for r in range(n_customers + 1):
-            total = total + offsets[r]
-            offsets[r] = total
-    cursor = offsets_arr[:n_customers].copy()
-
-    # scatter
+    # views of every segment, checked once
+    cdef int64_t total = 0, n
     for k in range(n_segments):
-        codes = code_segments[k]
-        days = day_segments[k]
-        amounts = amount_segments[k]
-        n = codes.shape[0]
-        if days.shape[0] != n or amounts.shape[0] != n:
+        n = len(id_segments[k])
+        if len(day_segments[k]) != n or len(amount_segments[k]) != n or (
+            cat_segments is not None and len(cat_segments[k]) != n
+        ):
             raise ValueError("segment lengths differ between columns")
-        if n == 0:
-            continue
-        cat_ptr = NULL
-        if cat_segments is not None:
-            cats = cat_segments[k]
-            if cats.shape[0] != n:
-                raise ValueError("segment lengths differ between columns")
-            cat_ptr = &cats[0]
-        with nogil:
-            _scatter_rows(rows, &cursor[0], &codes[0], &rank_of_code[0], &days[0],
-                          &amounts[0], cat_ptr, n)
+        total += n
+    if total != n_rows:
+        raise ValueError("segments do not add up to n_rows")
+
+    rows_arr = np.empty(3 * n_rows, dtype=np.int64)
+    if n_rows == 0:
+        return rows_arr, np.zeros(2, dtype=np.int64)
+    cdef int64_t[::1] rows_words = rows_arr
+    cdef churn_row *rows = <churn_row *>&rows_words[0]
+    cdef uint64_t kmin = 0xFFFFFFFFFFFFFFFFULL, kmax = 0
+    cdef int rc = CHURN_OK, bits, pbits, shift
+    cdef SegmentView view
+
+    # pass 1: key range
+    for k in range(n_segments):
+        if _segment_view(&view, id_segments[k], day_segments[k], amount_segments[k],
+                         None if cat_segments is None else cat_segments[k], dense):
+            with nogil:
+                rc = _key_range(&view, rank_ptr, n_codes, &kmin, &kmax)
+            _check(rc, "group")
+
+    bits = _bit_length(kmax - kmin)
+    pbits = _bit_length(<uint64_t>(n_rows >> _PARTITION_ROWS_LOG2))
+    if pbits > _MAX_PARTITION_BITS:
+        pbits = _MAX_PARTITION_BITS
+    if pbits > bits:
+        pbits = bits
+    shift = bits - pbits
+    if shift > 63:  # keys spanning all 64 bits: C shifts stop at 63
+        shift = 63
+        pbits = bits - shift
+    cdef int64_t n_parts = (<int64_t>1) << pbits
+    offsets_arr = np.zeros(n_parts + 1, dtype=np.int64)
+    cdef int64_t[::1] offsets = offsets_arr
+    cdef int64_t[::1] cursor
+
+    # pass 2: partition sizes; pass 3: scatter
+    for k in range(n_segments):
+        if _segment_view(&view, id_segments[k], day_segments[k], amount_segments[k],
+                         None if cat_segments is None else cat_segments[k], dense):
+            with nogil:
+                _count_partitions(&offsets[1], &view, rank_ptr, kmin, shift)
+    with nogil:
+        for k in range(n_parts):
+            offsets[k + 1] += offsets[k]
+    cursor = offsets_arr[:n_parts].copy()
+    for k in range(n_segments):
+        if _segment_view(&view, id_segments[k], day_segments[k], amount_segments[k],
+                         None if cat_segments is None else cat_segments[k], dense):
+            with nogil:
+                _scatter(rows, &cursor[0], &view, rank_ptr, kmin, shift)
+
+    # pass 4: group each partition by key, each thread with its own buffers
+    cdef int64_t p
+    cdef int32_t[::1] error = np.zeros(1, dtype=np.int32)
+    cdef churn_group_buffers *buffers = NULL
+    with nogil, parallel(num_threads=threads):
+        buffers = <churn_group_buffers *>malloc(sizeof(churn_group_buffers))
+        if buffers == NULL:
+            error[0] = CHURN_ERR_NOMEM
+        else:
+            churn_group_buffers_init(buffers)
+        for p in prange(n_parts, schedule="dynamic"):
+            if buffers != NULL:
+                rc = churn_group_partition(rows + offsets[p], offsets[p + 1] - offsets[p],
+                                           buffers)
+                if rc != CHURN_OK:
+                    error[0] = rc
+        if buffers != NULL:
+            churn_group_buffers_free(buffers)
+            free(buffers)
+    _check(error[0], "group")
     return rows_arr, offsets_arr
 
 
-cdef int _count_rows(int64_t *counts, const int32_t *codes, const int32_t *rank_of_code,
-                     int64_t n_codes, int64_t n) noexcept nogil:
+cdef struct SegmentView:
+    const int64_t *ids
+    const int32_t *codes
+    const int32_t *days
+    const int64_t *amounts
+    const int32_t *cats
+    int64_t n
+
+
+cdef bint _segment_view(SegmentView *view, ids, days, amounts, cats, bint dense) except -1:
+    """Fills view with the segment's buffers; False for an empty segment."""
+    cdef const int64_t[::1] id_values
+    cdef const int32_t[::1] code_values
+    cdef const int32_t[::1] day_values = days
+    cdef const int64_t[::1] amount_values = amounts
+    cdef const int32_t[::1] cat_values
+    view.n = day_values.shape[0]
+    if view.n == 0:
+        return False
+    view.ids = NULL
+    view.codes = NULL
+    if dense:
+        code_values = ids
+        view.codes = &code_values[0]
+    else:
+        id_values = ids
+        view.ids = &id_values[0]
+    view.days = &day_values[0]
+    view.amounts = &amount_values[0]
+    view.cats = NULL
+    if cats is not None:
+        cat_values = cats
+        view.cats = &cat_values[0]
+    return True
+
+
+cdef inline int64_t _key_of(const SegmentView *view, const int32_t *rank_of_code,
+                            int64_t i) noexcept nogil:
+    if view.codes != NULL:
+        return rank_of_code[view.codes[i]]
+    return view.ids[i]
+
+
+cdef int _key_range(const SegmentView *view, const int32_t *rank_of_code, int64_t n_codes,
+                    uint64_t *kmin, uint64_t *kmax) noexcept nogil:
     cdef int64_t i
-    cdef int32_t c
-    for i in range(n):
-        c = codes[i]
-        if c < 0 or c >= n_codes:
-            return CHURN_ERR_BAD_CODE
-        counts[rank_of_code[c]] += 1
+    cdef uint64_t k, lo = kmin[0], hi = kmax[0]
+    if view.codes != NULL:
+        for i in range(view.n):
+            if view.codes[i] < 0 or view.codes[i] >= n_codes:
+                return CHURN_ERR_BAD_CODE
+    for i in range(view.n):
+        k = _flip(_key_of(view, rank_of_code, i))
+        if k < lo:
+            lo = k
+        if k > hi:
+            hi = k
+    kmin[0] = lo
+    kmax[0] = hi
     return CHURN_OK
 
 
-cdef void _scatter_rows(churn_row *rows, int64_t *cursor, const int32_t *codes,
-                        const int32_t *rank_of_code, const int32_t *days,
-                        const int64_t *amounts, const int32_t *cats,
-                        int64_t n) noexcept nogil:
-    cdef int64_t i, p
-    for i in range(n):
-        p = cursor[rank_of_code[codes[i]]]
-        cursor[rank_of_code[codes[i]]] = p + 1
-        rows[p].cat = cats[i] if cats != NULL else 0
-        rows[p].day = days[i]
-        rows[p].amount = amounts[i]
+cdef void _count_partitions(int64_t *counts, const SegmentView *view,
+                            const int32_t *rank_of_code, uint64_t kmin,
+                            int shift) noexcept nogil:
+    cdef int64_t i
+    for i in range(view.n):
+        counts[(_flip(_key_of(view, rank_of_code, i)) - kmin) >> shift] += 1
+
+
+cdef void _scatter(churn_row *rows, int64_t *cursor, const SegmentView *view,
+                   const int32_t *rank_of_code, uint64_t kmin, int shift) noexcept nogil:
+    cdef int64_t i, p, key
+    for i in range(view.n):
+        key = _key_of(view, rank_of_code, i)
+        p = cursor[(_flip(key) - kmin) >> shift]
+        cursor[(_flip(key) - kmin) >> shift] = p + 1
+        rows[p].key = key
+        rows[p].cat = view.cats[i] if view.cats != NULL else 0
+        rows[p].day = view.days[i]
+        rows[p].amount = view.amounts[i]
 
 
 # --------------------------------------------------------------------------
@@ -243,7 +308,7 @@ cdef extern from *:
 
 
 cdef struct GroupStats:
-    int32_t *customer
+    int64_t *key
     int32_t *cat
     int64_t *n_orders
     int64_t *n_rows
@@ -273,7 +338,7 @@ cdef inline double _as_double(int64_t bits) noexcept nogil:
 
 
 cdef int64_t _sort_and_count(churn_row *rows, int64_t n, bint integer_amounts,
-                             int32_t *no_purchase) noexcept nogil:
+                             int64_t *no_purchase) noexcept nogil:
     """Sorts one customer's rows; returns the number of groups with a purchase."""
     cdef int64_t i = 0, j, groups = 0
     cdef bint bought
@@ -294,10 +359,11 @@ cdef int64_t _sort_and_count(churn_row *rows, int64_t n, bint integer_amounts,
     return groups
 
 
-cdef int _customer_stats(GroupStats *out, int64_t g, int32_t customer,
-                         const churn_row *rows, int64_t n, bint integer_amounts,
-                         int64_t *gaps) noexcept nogil:
-    """Writes the statistics of one customer's groups (rows sorted) from index g."""
+cdef int _customer_stats(GroupStats *out, int64_t *next_group, const churn_row *rows,
+                         int64_t n, bint integer_amounts, int64_t *gaps) noexcept nogil:
+    """Writes the statistics of one customer's groups (rows sorted) from index
+    next_group[0], advancing it."""
+    cdef int64_t g = next_group[0]
     cdef int64_t i = 0, j, t, k, n_orders, gap_sum
     cdef int32_t prev_day, first_day
     cdef double money_f, refund_f, mean, ss, dev
@@ -337,7 +403,7 @@ cdef int _customer_stats(GroupStats *out, int64_t g, int32_t customer,
                 prev_day = rows[j].day
             j += 1
         if n_orders > 0:
-            out.customer[g] = customer
+            out.key[g] = rows[i].key
             out.cat[g] = rows[i].cat
             out.n_orders[g] = n_orders
             out.n_rows[g] = j - i
@@ -368,47 +434,48 @@ cdef int _customer_stats(GroupStats *out, int64_t g, int32_t customer,
                 out.interval_median[g] = churn_median_int64(gaps, k)
             g += 1
         i = j
+    next_group[0] = g
     return CHURN_OK
 
 
-def group_statistics(int64_t[::1] rows_words, const int64_t[::1] offsets,
+def group_statistics(int64_t[::1] rows_words, const int64_t[::1] part_offsets,
                      bint integer_amounts, int threads):
-    """Per-group statistics of grouped rows (see :func:`group_rows`).
+    """Per-group statistics of rows grouped by :func:`group_rows`.
 
     Sorts each customer's rows in place by (category, day, amount), so money
     sums do not depend on the input row order. Returns a dict of arrays, one
     entry per group with at least one purchase, in (customer, category)
     order, and the number of groups without a purchase.
     """
-    cdef int64_t n_customers = offsets.shape[0] - 1
+    cdef int64_t n_parts = part_offsets.shape[0] - 1
     cdef churn_row *rows = <churn_row *>&rows_words[0] if rows_words.shape[0] else NULL
-    groups_arr = np.zeros(n_customers + 1, dtype=np.int64)
-    cdef int64_t[::1] group_start = groups_arr
-    cdef int64_t r, max_rows = 0, n_groups, total
-    no_purchase_arr = np.zeros(n_customers, dtype=np.int32)
-    cdef int32_t[::1] no_purchase = no_purchase_arr
+    starts_arr = np.zeros(n_parts + 1, dtype=np.int64)
+    cdef int64_t[::1] group_start = starts_arr
+    no_purchase_arr = np.zeros(n_parts, dtype=np.int64)
+    cdef int64_t[::1] no_purchase = no_purchase_arr
+    max_run_arr = np.zeros(n_parts, dtype=np.int64)
+    cdef int64_t[::1] max_run = max_run_arr
+    cdef int64_t p, max_rows = 0, n_groups
     cdef int32_t[::1] error = np.zeros(1, dtype=np.int32)
     cdef int rc
     cdef int64_t *gaps = NULL
     cdef GroupStats out
 
-    # pass 1: sort each customer's rows, count groups
+    # pass 1: sort each customer's rows, count groups per partition
     with nogil:
-        for r in prange(n_customers, num_threads=threads, schedule="guided"):
-            group_start[r + 1] = _sort_and_count(
-                rows + offsets[r], offsets[r + 1] - offsets[r], integer_amounts, &no_purchase[r]
+        for p in prange(n_parts, num_threads=threads, schedule="dynamic"):
+            group_start[p + 1] = _partition_groups(
+                rows + part_offsets[p], part_offsets[p + 1] - part_offsets[p],
+                integer_amounts, &no_purchase[p], &max_run[p],
             )
-    with nogil:
-        total = 0
-        for r in range(n_customers + 1):
-            total = total + group_start[r]
-            group_start[r] = total
-            if r < n_customers and offsets[r + 1] - offsets[r] > max_rows:
-                max_rows = offsets[r + 1] - offsets[r]
-    n_groups = total
+        for p in range(n_parts):
+            group_start[p + 1] += group_start[p]
+            if max_run[p] > max_rows:
+                max_rows = max_run[p]
+    n_groups = group_start[n_parts]
 
     result = {
-        "customer": np.empty(n_groups, dtype=np.int32),
+        "key": np.empty(n_groups, dtype=np.int64),
         "cat": np.empty(n_groups, dtype=np.int32),
         "n_orders": np.empty(n_groups, dtype=np.int64),
         "n_rows": np.empty(n_groups, dtype=np.int64),
@@ -429,10 +496,11 @@ def group_statistics(int64_t[::1] rows_words, const int64_t[::1] offsets,
         gaps = <int64_t *>malloc((max_rows + 1) * sizeof(int64_t))
         if gaps == NULL:
             error[0] = CHURN_ERR_NOMEM
-        for r in prange(n_customers, schedule="guided"):
-            if gaps != NULL and group_start[r + 1] > group_start[r]:
-                rc = _customer_stats(&out, group_start[r], <int32_t>r, rows + offsets[r],
-                                     offsets[r + 1] - offsets[r], integer_amounts, gaps)
+        for p in prange(n_parts, schedule="dynamic"):
+            if gaps != NULL:
+                rc = _partition_stats(&out, group_start[p], rows + part_offsets[p],
+                                      part_offsets[p + 1] - part_offsets[p],
+                                      integer_amounts, gaps)
                 if rc != CHURN_OK:
                     error[0] = rc
         free(gaps)
@@ -440,8 +508,39 @@ def group_statistics(int64_t[::1] rows_words, const int64_t[::1] offsets,
     return result, int(no_purchase_arr.sum())
 
 
+cdef int64_t _partition_groups(churn_row *rows, int64_t n, bint integer_amounts,
+                               int64_t *no_purchase, int64_t *max_run) noexcept nogil:
+    """Sorts the rows of every customer of a key-sorted partition; returns
+    the number of groups with a purchase."""
+    cdef int64_t i = 0, j, groups = 0
+    while i < n:
+        j = i + 1
+        while j < n and rows[j].key == rows[i].key:
+            j += 1
+        if j - i > max_run[0]:
+            max_run[0] = j - i
+        groups += _sort_and_count(rows + i, j - i, integer_amounts, no_purchase)
+        i = j
+    return groups
+
+
+cdef int _partition_stats(GroupStats *out, int64_t first_group, const churn_row *rows,
+                          int64_t n, bint integer_amounts, int64_t *gaps) noexcept nogil:
+    cdef int64_t i = 0, j, g = first_group
+    cdef int rc
+    while i < n:
+        j = i + 1
+        while j < n and rows[j].key == rows[i].key:
+            j += 1
+        rc = _customer_stats(out, &g, rows + i, j - i, integer_amounts, gaps)
+        if rc != CHURN_OK:
+            return rc
+        i = j
+    return CHURN_OK
+
+
 cdef void _fill_pointers(GroupStats *out, dict arrays, bint integer_amounts) except *:
-    cdef int32_t[::1] customer = arrays["customer"]
+    cdef int64_t[::1] key = arrays["key"]
     cdef int32_t[::1] cat = arrays["cat"]
     cdef int64_t[::1] n_orders = arrays["n_orders"]
     cdef int64_t[::1] n_rows = arrays["n_rows"]
@@ -454,7 +553,7 @@ cdef void _fill_pointers(GroupStats *out, dict arrays, bint integer_amounts) exc
     cdef double[::1] refund_f
     cdef int64_t[::1] money_i
     cdef int64_t[::1] refund_i
-    out.customer = &customer[0]
+    out.key = &key[0]
     out.cat = &cat[0]
     out.n_orders = &n_orders[0]
     out.n_rows = &n_rows[0]

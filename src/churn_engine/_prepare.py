@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -23,6 +23,7 @@ from .errors import ConfigError, DataError, SchemaError
 __all__ = ["REJECT_REASONS", "Prepared", "parse_as_of", "prepare"]
 
 _EPOCH = dt.date(1970, 1, 1)
+TimeUnit = Literal["ns", "us", "ms"]
 _ID, _DAY, _AMOUNT, _CAT = "__churn_id", "__churn_day", "__churn_amount", "__churn_cat"
 _REASON, _AFTER = "__churn_reason", "__churn_after"
 
@@ -98,6 +99,18 @@ def _local_naive(value: dt.datetime, tz: str) -> dt.datetime:
     return result
 
 
+def _instant_us(value: dt.datetime, tz: str) -> int:
+    """Microseconds since the epoch of ``value``; a naive value is wall time in
+    ``tz`` (at a DST fold its first occurrence)."""
+    series = pl.Series([value])
+    if value.tzinfo is None:
+        series = series.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+    instant = series.dt.epoch("us")[0]
+    if instant is None:
+        raise ConfigError(f"as_of: {value} does not exist in time zone {tz!r} (DST gap)")
+    return int(instant)
+
+
 def _check_tz(tz: str) -> None:
     try:
         pl.Series([dt.datetime(2000, 1, 1)]).dt.replace_time_zone(tz)
@@ -127,28 +140,40 @@ def _column_types(lf: pl.LazyFrame, config: ScoreConfig) -> dict[str, pl.DataTyp
     return {name: schema[name] for name in wanted.values()}
 
 
-def _day_expr(ts: pl.Expr, dtype: pl.DataType, config: ScoreConfig) -> tuple[pl.Expr, pl.Expr]:
-    """(local naive datetime or date, parse-failed flag) for the ts column."""
+@dataclasses.dataclass
+class _Times:
+    """Expressions over the ts column."""
+
+    local: pl.Expr  # wall-clock datetime (or date) in the scoring zone
+    unparseable: pl.Expr  # text that is not a timestamp
+    instant: pl.Expr | None  # epoch µs (ns for ns columns) where the value is an instant
+    unit: TimeUnit = "us"  # time unit of `local`
+
+
+def _day_expr(ts: pl.Expr, dtype: pl.DataType, config: ScoreConfig) -> _Times:
     name = config.ts_col
     if isinstance(dtype, pl.Date):
-        return ts, pl.lit(False)
+        return _Times(ts, pl.lit(False), None)
     if isinstance(dtype, pl.Datetime):
-        if dtype.time_zone is not None:
-            ts = ts.dt.convert_time_zone(config.tz).dt.replace_time_zone(None)
-        return ts, pl.lit(False)
+        if dtype.time_zone is None:
+            return _Times(ts, pl.lit(False), None, dtype.time_unit)
+        local = ts.dt.convert_time_zone(config.tz).dt.replace_time_zone(None)
+        epoch_unit: TimeUnit = "ns" if dtype.time_unit == "ns" else "us"
+        return _Times(local, pl.lit(False), ts.dt.epoch(epoch_unit), dtype.time_unit)
     if isinstance(dtype, _INTEGER_TYPES):
         if config.ts_unit is None:
             raise SchemaError(
                 f"column {name!r} holds integers ({dtype}); pass ts_unit='s', 'ms', 'us' "
                 "or 'ns' to read them as epoch timestamps (UTC)"
             )
+        instant = pl.from_epoch(ts.cast(pl.Int64), time_unit=config.ts_unit)
         local = (
-            pl.from_epoch(ts.cast(pl.Int64), time_unit=config.ts_unit)
-            .dt.replace_time_zone("UTC")
+            instant.dt.replace_time_zone("UTC")
             .dt.convert_time_zone(config.tz)
             .dt.replace_time_zone(None)
         )
-        return local, pl.lit(False)
+        unit: TimeUnit = "ns" if config.ts_unit == "ns" else "us"
+        return _Times(local, pl.lit(False), instant.dt.epoch(unit), unit)
     if isinstance(dtype, pl.String):
         return _parse_text_ts(ts, config.tz)
     raise SchemaError(
@@ -162,18 +187,15 @@ _NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
 _OFFSET_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%z"
 
 
-def _parse_text_ts(ts: pl.Expr, tz: str) -> tuple[pl.Expr, pl.Expr]:
+def _parse_text_ts(ts: pl.Expr, tz: str) -> _Times:
     """ISO-8601 text: values with an offset are instants (converted to tz, so
     mixed offsets are fine); values without one are wall-clock time in tz."""
     text = ts.str.strip_chars().str.replace(r"Z$", "+00:00").str.replace(" ", "T")
-    aware = (
-        text.str.strptime(pl.Datetime("us", "UTC"), _OFFSET_FORMAT, strict=False)
-        .dt.convert_time_zone(tz)
-        .dt.replace_time_zone(None)
-    )
+    instant = text.str.strptime(pl.Datetime("us", "UTC"), _OFFSET_FORMAT, strict=False)
+    aware = instant.dt.convert_time_zone(tz).dt.replace_time_zone(None)
     naive = [text.str.strptime(pl.Datetime("us"), f, strict=False) for f in _NAIVE_FORMATS]
     local = pl.coalesce(aware, *naive)
-    return local, ts.is_not_null() & local.is_null()
+    return _Times(local, ts.is_not_null() & local.is_null(), instant.dt.epoch("us"))
 
 
 def _id_expr(dtype: pl.DataType, config: ScoreConfig) -> tuple[pl.Expr, str]:
@@ -221,7 +243,8 @@ def prepare(
     id_expr, id_kind = _id_expr(types[config.customer_col], config)
     amount, integer_amounts = _amount_expr(types[config.amount_col], config)
     ts_type = types[config.ts_col]
-    local, unparseable = _day_expr(pl.col(config.ts_col), ts_type, config)
+    times = _day_expr(pl.col(config.ts_col), ts_type, config)
+    local, unparseable = times.local, times.unparseable
     day = (local if isinstance(ts_type, pl.Date) else local.dt.date()).cast(pl.Int32)
 
     reason = (
@@ -241,7 +264,19 @@ def prepare(
     as_of_local: dt.date | dt.datetime | None = None
     if isinstance(as_of, dt.datetime):
         as_of_local = _local_naive(as_of, config.tz)
-        after = day > as_of_local.date() if isinstance(ts_type, pl.Date) else local > as_of_local
+        if isinstance(ts_type, pl.Date):
+            after = day > as_of_local.date()
+        else:
+            # compare in the column's own unit: a µs literal would truncate ns values
+            after = local > pl.lit(as_of_local, dtype=pl.Datetime(times.unit))
+            if times.instant is not None:
+                # instants compare as instants: wall times repeat at a DST fold
+                cutoff = _instant_us(as_of, config.tz) * (1000 if times.unit == "ns" else 1)
+                after = (
+                    pl.when(times.instant.is_not_null())
+                    .then(times.instant > cutoff)
+                    .otherwise(after)
+                )  # fmt: skip
         columns.append(after.fill_null(False).alias(_AFTER))
     elif isinstance(as_of, dt.date):
         as_of_local = as_of
@@ -303,7 +338,7 @@ def _split(
     prepared = Prepared(
         n_rows=frame.height,
         id_kind=id_kind,
-        id_dtype=pl.String() if id_kind == "string" else types[config.customer_col],
+        id_dtype=types[config.customer_col],  # Categorical/Enum ids stay so
         id_segments=[],
         id_dictionary=None,
         id_rank_of_code=None,
@@ -354,10 +389,7 @@ def _to_segments(
         indices, dictionary, cat_rank = _dictionary(table.column(_CAT))
         table = table.set_column(3, _CAT, indices)
         prepared.categories = pl.Series(config.category_col, dictionary)
-        prepared.cat_dtype = (
-            pl.String() if isinstance(types[config.category_col], _STRING_TYPES)
-            else prepared.categories.dtype
-        )  # fmt: skip
+        prepared.cat_dtype = types[config.category_col]
         prepared.cat_segments = []
     # record batches share chunk boundaries across columns: aligned, zero-copy views
     for batch in table.to_batches():

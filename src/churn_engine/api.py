@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -82,19 +81,16 @@ class Scorer:
         if prepared.n_rows == 0:
             return self._result(prepared, _empty(prepared, config), None, 0, timings)
 
-        with stage("encode"):
-            codes, rank_of_code, sorted_ids = _encode(prepared)
         with stage("group"):
-            rows, offsets = _kernel.group_rows(
-                codes, rank_of_code, prepared.day_segments, prepared.amount_bits,
-                prepared.cat_segments, prepared.n_rows,
+            rows, part_offsets = _kernel.group_rows(
+                prepared.id_segments, prepared.id_rank_of_code, prepared.day_segments,
+                prepared.amount_bits, prepared.cat_segments, prepared.n_rows, threads,
             )  # fmt: skip
-            del codes
         with stage("statistics"):
             groups, no_purchase = _kernel.group_statistics(
-                rows, offsets, prepared.integer_amounts, threads
+                rows, part_offsets, prepared.integer_amounts, threads
             )
-            del rows, offsets
+            del rows, part_offsets
         if len(groups["n_orders"]) == 0:
             return self._result(prepared, _empty(prepared, config), None, no_purchase, timings)
         as_of_day = prepared.as_of_day
@@ -120,7 +116,7 @@ class Scorer:
             )  # fmt: skip
         with stage("assemble"):
             customers = _assemble(
-                prepared, config, groups, cycles, scores, sorted_ids, categories, horizons
+                prepared, config, groups, cycles, scores, categories, horizons
             )
         return self._result(prepared, customers, cuts, no_purchase, timings)
 
@@ -186,20 +182,6 @@ def _category_values(prepared: Prepared) -> list[Any]:
     return prepared.categories.to_list()
 
 
-def _encode(prepared: Prepared) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None]:
-    """(code segments, rank of each code, sorted int64 ids or None for strings)."""
-    if prepared.id_kind == "string":
-        assert prepared.id_rank_of_code is not None
-        return prepared.id_segments, prepared.id_rank_of_code, None
-    codes, sorted_ids, rank_of_code = _kernel.encode_int_ids(
-        prepared.id_segments, prepared.n_rows
-    )
-    # views of the one code array, cut where the other columns' segments are
-    bounds = np.cumsum([0] + [len(s) for s in prepared.id_segments])
-    segments = [codes[a:b] for a, b in itertools.pairwise(bounds)]
-    return segments, rank_of_code, sorted_ids
-
-
 def _compute_cuts(
     groups: dict[str, np.ndarray], cycles: dict[str, np.ndarray], bins: int
 ) -> RfmCuts:
@@ -210,13 +192,12 @@ def _compute_cuts(
     )
 
 
-def _customer_ids(prepared: Prepared, customer: np.ndarray, sorted_ids: np.ndarray | None,
-                  name: str) -> pl.Series:
+def _customer_ids(prepared: Prepared, keys: np.ndarray, name: str) -> pl.Series:
+    """Output ids from the kernel's customer keys."""
     if prepared.id_kind == "string":
         assert prepared.id_dictionary is not None
-        return prepared.id_dictionary.gather(customer).alias(name)
-    assert sorted_ids is not None
-    ids = sorted_ids[customer]
+        return prepared.id_dictionary.gather(keys).alias(name).cast(prepared.id_dtype)
+    ids = keys
     if prepared.id_kind == "uint64":
         return pl.Series(name, (ids ^ np.int64(-(2**63))).view(np.uint64))
     return pl.Series(name, ids).cast(prepared.id_dtype)
@@ -232,7 +213,6 @@ def _assemble(
     groups: dict[str, np.ndarray],
     cycles: dict[str, np.ndarray],
     scores: tuple[np.ndarray, np.ndarray, np.ndarray],
-    sorted_ids: np.ndarray | None,
     categories: list[Any],
     horizons: np.ndarray,
 ) -> pl.DataFrame:
@@ -241,9 +221,7 @@ def _assemble(
     n_orders = groups["n_orders"]
     money = groups["monetary_total"]
     columns: dict[str, pl.Series] = {
-        config.customer_col: _customer_ids(
-            prepared, groups["customer"], sorted_ids, config.customer_col
-        )
+        config.customer_col: _customer_ids(prepared, groups["key"], config.customer_col)
     }
     if config.category_col is not None:
         assert prepared.categories is not None and prepared.cat_dtype is not None

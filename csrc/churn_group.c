@@ -1,0 +1,91 @@
+#include "churn_group.h"
+#include "churn_status.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void churn_group_buffers_init(churn_group_buffers *b) { memset(b, 0, sizeof(*b)); }
+
+void churn_group_buffers_free(churn_group_buffers *b) {
+    free(b->slot_keys);
+    free(b->slot_codes);
+    free(b->row_codes);
+    free(b->counts);
+    free(b->uniques);
+    free(b->scratch);
+    memset(b, 0, sizeof(*b));
+}
+
+static int reserve(churn_group_buffers *b, int64_t n) {
+    if (n <= b->capacity) return CHURN_OK;
+    int64_t capacity = b->capacity ? b->capacity : 1024;
+    while (capacity < n) capacity *= 2;
+    int64_t slots = 2 * capacity;
+    churn_group_buffers_free(b);
+    b->slot_keys = (int64_t *)malloc((size_t)slots * sizeof(int64_t));
+    b->slot_codes = (int32_t *)malloc((size_t)slots * sizeof(int32_t));
+    b->row_codes = (int32_t *)malloc((size_t)capacity * sizeof(int32_t));
+    b->counts = (int64_t *)malloc((size_t)capacity * sizeof(int64_t));
+    b->uniques = (churn_row *)malloc((size_t)capacity * sizeof(churn_row));
+    b->scratch = (churn_row *)malloc((size_t)capacity * sizeof(churn_row));
+    if (!b->slot_keys || !b->slot_codes || !b->row_codes || !b->counts ||
+        !b->uniques || !b->scratch) {
+        churn_group_buffers_free(b);
+        return CHURN_ERR_NOMEM;
+    }
+    b->capacity = capacity;
+    b->slots = slots;
+    return CHURN_OK;
+}
+
+static inline uint64_t slot_of(int64_t key, uint64_t mask) {
+    /* multiplicative hashing; the high bits of the product are the best mixed */
+    uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ULL;
+    return (h ^ (h >> 29)) & mask;
+}
+
+int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) {
+    if (n < 2) return CHURN_OK;
+    if (reserve(b, n) != CHURN_OK) return CHURN_ERR_NOMEM;
+    /* a table of at least 2n slots, but no bigger than needed for this n */
+    uint64_t slots = 16;
+    while ((int64_t)slots < 2 * n) slots *= 2;
+    uint64_t mask = slots - 1;
+    memset(b->slot_codes, 0xff, slots * sizeof(int32_t));
+
+    int32_t n_codes = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t key = rows[i].key;
+        uint64_t s = slot_of(key, mask);
+        int32_t code;
+        for (;;) {
+            code = b->slot_codes[s];
+            if (code < 0 || b->slot_keys[s] == key) break;
+            s = (s + 1) & mask;
+        }
+        if (code < 0) {
+            code = n_codes++;
+            b->slot_codes[s] = code;
+            b->slot_keys[s] = key;
+            b->uniques[code].key = key;
+            b->uniques[code].day = code;
+            b->counts[code] = 0;
+        }
+        b->counts[code]++;
+        b->row_codes[i] = code;
+    }
+    if (n_codes == 1) return CHURN_OK; /* one customer: nothing to move */
+
+    /* order the distinct keys only, then turn counts into start positions */
+    churn_sort_by_key(b->uniques, b->scratch, n_codes);
+    int64_t start = 0;
+    for (int32_t r = 0; r < n_codes; r++) {
+        int32_t code = b->uniques[r].day;
+        int64_t c = b->counts[code];
+        b->counts[code] = start;
+        start += c;
+    }
+    for (int64_t i = 0; i < n; i++) b->scratch[b->counts[b->row_codes[i]]++] = rows[i];
+    memcpy(rows, b->scratch, (size_t)n * sizeof(churn_row));
+    return CHURN_OK;
+}
