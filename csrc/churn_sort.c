@@ -11,8 +11,56 @@ static inline uint64_t flip(int64_t key) {
     return (uint64_t)key ^ 0x8000000000000000ULL;
 }
 
+static void insertion_sort_by_key(churn_row *rows, int64_t n) {
+    for (int64_t i = 1; i < n; i++) {
+        churn_row x = rows[i];
+        int64_t j = i;
+        while (j > 0 && rows[j - 1].key > x.key) {
+            rows[j] = rows[j - 1];
+            j--;
+        }
+        rows[j] = x;
+    }
+}
+
+static void lsd_sort_by_key(churn_row *rows, churn_row *scratch, int64_t n);
+
+/* One MSD pass on the top 11 varying bits, then each (small) bucket on its
+ * own: two passes over short arrays instead of one per 11 bits of the key. */
 void churn_sort_by_key(churn_row *rows, churn_row *scratch, int64_t n) {
     if (n < 2) return;
+    if (n <= 32) {
+        insertion_sort_by_key(rows, n);
+        return;
+    }
+    uint64_t all_or = 0, all_and = ~(uint64_t)0;
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t k = flip(rows[i].key);
+        all_or |= k;
+        all_and &= k;
+    }
+    uint64_t varying = all_or ^ all_and;
+    if (varying == 0) return; /* one key */
+    int top = 63;
+    while (!((varying >> top) & 1)) top--;
+    int shift = top >= 10 ? top - 10 : 0;
+    int64_t start[2049];
+    memset(start, 0, sizeof(start));
+    for (int64_t i = 0; i < n; i++) start[((flip(rows[i].key) >> shift) & 2047) + 1]++;
+    for (int d = 0; d < 2048; d++) start[d + 1] += start[d];
+    int64_t cursor[2048];
+    memcpy(cursor, start, sizeof(cursor));
+    for (int64_t i = 0; i < n; i++) scratch[cursor[(flip(rows[i].key) >> shift) & 2047]++] = rows[i];
+    memcpy(rows, scratch, (size_t)n * sizeof(churn_row));
+    if (shift == 0) return; /* the digit was the whole varying key */
+    for (int d = 0; d < 2048; d++) {
+        int64_t size = start[d + 1] - start[d];
+        if (size <= 32) insertion_sort_by_key(rows + start[d], size);
+        else lsd_sort_by_key(rows + start[d], scratch, size);
+    }
+}
+
+static void lsd_sort_by_key(churn_row *rows, churn_row *scratch, int64_t n) {
     uint64_t all_or = 0, all_and = ~(uint64_t)0;
     for (int64_t i = 0; i < n; i++) {
         uint64_t k = flip(rows[i].key);
@@ -150,6 +198,16 @@ DEFINE_SELECT(churn_select_int64, int64_t)
 #define DEFINE_MEDIAN(NAME, SELECT, T)                                          \
     double NAME(T *v, int64_t n) {                                              \
         int64_t k = (n - 1) / 2;                                                \
+        if (n <= 16) { /* most customers have few gaps: sort them */           \
+            for (int64_t i = 1; i < n; i++) {                                   \
+                T x = v[i];                                                     \
+                int64_t j = i;                                                  \
+                while (j > 0 && x < v[j - 1]) { v[j] = v[j - 1]; j--; }         \
+                v[j] = x;                                                       \
+            }                                                                   \
+            if (n % 2 == 1) return (double)v[k];                                \
+            return ((double)v[k] + (double)v[k + 1]) / 2.0;                     \
+        }                                                                       \
         T lower = SELECT(v, n, k);                                              \
         if (n % 2 == 1) return (double)lower;                                   \
         T upper = v[k + 1];                                                     \

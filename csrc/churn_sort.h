@@ -19,8 +19,8 @@ typedef struct {
 /* Sorts one customer's rows by (cat, day, amount bits); keys are equal. */
 void churn_sort_rows(churn_row *rows, int64_t n);
 
-/* Stable LSD radix sort of rows by key (signed order), 8-bit digits, skipping
- * digits that are the same in every row. scratch holds n rows. */
+/* Stable sort of rows by key (signed order): radix passes that skip digits
+ * the same in every row, insertion sort for short runs. scratch holds n rows. */
 void churn_sort_by_key(churn_row *rows, churn_row *scratch, int64_t n);
 
 /* Quickselect: rearranges values so values[k] is the k-th smallest, smaller

@@ -8,6 +8,12 @@ REASON_KEYS: tuple[str, ...]
 REASON_HORIZON_BASE: int
 NULL_DAY: int
 
+class Grouped:
+    rows: npt.NDArray[np.int64]
+    part_offsets: npt.NDArray[np.int64]
+    groups: npt.NDArray[np.int64]
+    no_purchase: int
+
 def group_rows(
     id_segments: list[np.ndarray],
     rank_of_code: npt.NDArray[np.int32] | None,
@@ -15,14 +21,12 @@ def group_rows(
     amount_segments: list[npt.NDArray[np.int64]],
     cat_segments: list[npt.NDArray[np.int32]] | None,
     n_rows: int,
-    threads: int,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
-def group_statistics(
-    rows_words: npt.NDArray[np.int64],
-    part_offsets: npt.NDArray[np.int64],
     integer_amounts: bool,
     threads: int,
-) -> tuple[dict[str, np.ndarray], int]: ...
+) -> Grouped: ...
+def group_statistics(
+    grouped: Grouped, integer_amounts: bool, threads: int
+) -> dict[str, np.ndarray]: ...
 def category_priors(
     cat: npt.NDArray[np.int32],
     n_orders: npt.NDArray[np.int64],

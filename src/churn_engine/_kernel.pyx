@@ -12,7 +12,7 @@ Compiler directives are set once, in setup.py.
 from cython.parallel cimport parallel, prange
 from libc.math cimport NAN, floor, isnan, sqrt
 from libc.stdint cimport INT32_MIN, INT64_MIN, int8_t, int32_t, int64_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy
 
 from ._kernel cimport (
@@ -105,7 +105,8 @@ cdef inline int _bit_length(uint64_t x) noexcept nogil:
 
 
 def group_rows(list id_segments, object rank_of_code, list day_segments,
-               list amount_segments, object cat_segments, int64_t n_rows, int threads):
+               list amount_segments, object cat_segments, int64_t n_rows,
+               bint integer_amounts, int threads):
     """Put rows in ascending customer order.
 
     ``id_segments`` hold int64 ids (``rank_of_code`` is None) or int32
@@ -146,7 +147,7 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
 
     rows_arr = np.empty(3 * n_rows, dtype=np.int64)
     if n_rows == 0:
-        return rows_arr, np.zeros(2, dtype=np.int64)
+        return Grouped(rows_arr, np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.int64), 0)
     cdef int64_t[::1] rows_words = rows_arr
     cdef churn_row *rows = <churn_row *>&rows_words[0]
     cdef uint64_t kmin = 0xFFFFFFFFFFFFFFFFULL, kmax = 0
@@ -192,8 +193,13 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
             with nogil:
                 _scatter(rows, &cursor[0], &view, rank_ptr, kmin, shift)
 
-    # pass 4: group each partition by key, each thread with its own buffers
+    # pass 4, per partition while it is in cache: group by key, sort each
+    # customer's rows, count the groups; each thread with its own buffers
     cdef int64_t p
+    groups_arr = np.zeros(n_parts, dtype=np.int64)
+    no_purchase_arr = np.zeros(n_parts, dtype=np.int64)
+    cdef int64_t[::1] groups = groups_arr
+    cdef int64_t[::1] no_purchase = no_purchase_arr
     cdef int32_t[::1] error = np.zeros(1, dtype=np.int32)
     cdef churn_group_buffers *buffers = NULL
     with nogil, parallel(num_threads=threads):
@@ -208,11 +214,28 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
                                            buffers)
                 if rc != CHURN_OK:
                     error[0] = rc
+                else:
+                    groups[p] = _partition_groups(rows + offsets[p], offsets[p + 1] - offsets[p],
+                                                  integer_amounts, &no_purchase[p])
         if buffers != NULL:
             churn_group_buffers_free(buffers)
             free(buffers)
     _check(error[0], "group")
-    return rows_arr, offsets_arr
+    return Grouped(rows_arr, offsets_arr, groups_arr, int(no_purchase_arr.sum()))
+
+
+class Grouped:
+    """Rows in customer order (``churn_row`` records in an int64 array),
+    partition boundaries, groups with a purchase per partition, and the
+    number of groups without one."""
+
+    __slots__ = ("groups", "no_purchase", "part_offsets", "rows")
+
+    def __init__(self, rows, part_offsets, groups, no_purchase):
+        self.rows = rows
+        self.part_offsets = part_offsets
+        self.groups = groups
+        self.no_purchase = no_purchase
 
 
 cdef struct SegmentView:
@@ -438,40 +461,27 @@ cdef int _customer_stats(GroupStats *out, int64_t *next_group, const churn_row *
     return CHURN_OK
 
 
-def group_statistics(int64_t[::1] rows_words, const int64_t[::1] part_offsets,
-                     bint integer_amounts, int threads):
-    """Per-group statistics of rows grouped by :func:`group_rows`.
+def group_statistics(grouped, bint integer_amounts, int threads):
+    """Per-group statistics of the rows grouped by :func:`group_rows`.
 
-    Sorts each customer's rows in place by (category, day, amount), so money
-    sums do not depend on the input row order. Returns a dict of arrays, one
-    entry per group with at least one purchase, in (customer, category)
-    order, and the number of groups without a purchase.
+    Returns a dict of arrays, one entry per group with at least one purchase,
+    in (customer, category) order.
     """
+    cdef int64_t[::1] rows_words = grouped.rows
+    cdef const int64_t[::1] part_offsets = grouped.part_offsets
+    cdef const int64_t[::1] part_groups = grouped.groups
     cdef int64_t n_parts = part_offsets.shape[0] - 1
     cdef churn_row *rows = <churn_row *>&rows_words[0] if rows_words.shape[0] else NULL
     starts_arr = np.zeros(n_parts + 1, dtype=np.int64)
     cdef int64_t[::1] group_start = starts_arr
-    no_purchase_arr = np.zeros(n_parts, dtype=np.int64)
-    cdef int64_t[::1] no_purchase = no_purchase_arr
-    max_run_arr = np.zeros(n_parts, dtype=np.int64)
-    cdef int64_t[::1] max_run = max_run_arr
-    cdef int64_t p, max_rows = 0, n_groups
+    cdef int64_t p, n_groups
     cdef int32_t[::1] error = np.zeros(1, dtype=np.int32)
     cdef int rc
-    cdef int64_t *gaps = NULL
+    cdef GapBuffer *gaps = NULL
     cdef GroupStats out
-
-    # pass 1: sort each customer's rows, count groups per partition
     with nogil:
-        for p in prange(n_parts, num_threads=threads, schedule="dynamic"):
-            group_start[p + 1] = _partition_groups(
-                rows + part_offsets[p], part_offsets[p + 1] - part_offsets[p],
-                integer_amounts, &no_purchase[p], &max_run[p],
-            )
         for p in range(n_parts):
-            group_start[p + 1] += group_start[p]
-            if max_run[p] > max_rows:
-                max_rows = max_run[p]
+            group_start[p + 1] = group_start[p] + part_groups[p]
     n_groups = group_start[n_parts]
 
     result = {
@@ -488,28 +498,47 @@ def group_statistics(int64_t[::1] rows_words, const int64_t[::1] part_offsets,
         "interval_median_days": np.empty(n_groups, dtype=np.float64),
     }
     if n_groups == 0:
-        return result, int(no_purchase_arr.sum())
+        return result
     _fill_pointers(&out, result, integer_amounts)
 
-    # pass 2: statistics, each thread with its own gap buffer
+    # each thread with its own gap buffer, grown to the longest customer it meets
     with nogil, parallel(num_threads=threads):
-        gaps = <int64_t *>malloc((max_rows + 1) * sizeof(int64_t))
+        gaps = <GapBuffer *>calloc(1, sizeof(GapBuffer))
         if gaps == NULL:
             error[0] = CHURN_ERR_NOMEM
         for p in prange(n_parts, schedule="dynamic"):
-            if gaps != NULL:
+            if gaps != NULL and part_groups[p] > 0:
                 rc = _partition_stats(&out, group_start[p], rows + part_offsets[p],
                                       part_offsets[p + 1] - part_offsets[p],
                                       integer_amounts, gaps)
                 if rc != CHURN_OK:
                     error[0] = rc
-        free(gaps)
+        if gaps != NULL:
+            free(gaps.values)
+            free(gaps)
     _check(error[0], "statistics")
-    return result, int(no_purchase_arr.sum())
+    return result
+
+
+cdef struct GapBuffer:
+    int64_t *values
+    int64_t capacity
+
+
+cdef int _reserve_gaps(GapBuffer *gaps, int64_t n) noexcept nogil:
+    cdef int64_t *grown
+    if n <= gaps.capacity:
+        return CHURN_OK
+    grown = <int64_t *>realloc(gaps.values, n * sizeof(int64_t))
+    if grown == NULL:
+        return CHURN_ERR_NOMEM
+    gaps.values = grown
+    gaps.capacity = n
+    return CHURN_OK
 
 
 cdef int64_t _partition_groups(churn_row *rows, int64_t n, bint integer_amounts,
-                               int64_t *no_purchase, int64_t *max_run) noexcept nogil:
+                               int64_t *no_purchase) noexcept nogil:
     """Sorts the rows of every customer of a key-sorted partition; returns
     the number of groups with a purchase."""
     cdef int64_t i = 0, j, groups = 0
@@ -517,22 +546,23 @@ cdef int64_t _partition_groups(churn_row *rows, int64_t n, bint integer_amounts,
         j = i + 1
         while j < n and rows[j].key == rows[i].key:
             j += 1
-        if j - i > max_run[0]:
-            max_run[0] = j - i
         groups += _sort_and_count(rows + i, j - i, integer_amounts, no_purchase)
         i = j
     return groups
 
 
 cdef int _partition_stats(GroupStats *out, int64_t first_group, const churn_row *rows,
-                          int64_t n, bint integer_amounts, int64_t *gaps) noexcept nogil:
+                          int64_t n, bint integer_amounts, GapBuffer *gaps) noexcept nogil:
     cdef int64_t i = 0, j, g = first_group
     cdef int rc
     while i < n:
         j = i + 1
         while j < n and rows[j].key == rows[i].key:
             j += 1
-        rc = _customer_stats(out, &g, rows + i, j - i, integer_amounts, gaps)
+        rc = _reserve_gaps(gaps, j - i)
+        if rc != CHURN_OK:
+            return rc
+        rc = _customer_stats(out, &g, rows + i, j - i, integer_amounts, gaps.values)
         if rc != CHURN_OK:
             return rc
         i = j

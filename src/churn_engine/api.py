@@ -82,15 +82,15 @@ class Scorer:
             return self._result(prepared, _empty(prepared, config), None, 0, timings)
 
         with stage("group"):
-            rows, part_offsets = _kernel.group_rows(
+            grouped = _kernel.group_rows(
                 prepared.id_segments, prepared.id_rank_of_code, prepared.day_segments,
-                prepared.amount_bits, prepared.cat_segments, prepared.n_rows, threads,
+                prepared.amount_bits, prepared.cat_segments, prepared.n_rows,
+                prepared.integer_amounts, threads,
             )  # fmt: skip
         with stage("statistics"):
-            groups, no_purchase = _kernel.group_statistics(
-                rows, part_offsets, prepared.integer_amounts, threads
-            )
-            del rows, part_offsets
+            groups = _kernel.group_statistics(grouped, prepared.integer_amounts, threads)
+            no_purchase = grouped.no_purchase
+            del grouped
         if len(groups["n_orders"]) == 0:
             return self._result(prepared, _empty(prepared, config), None, no_purchase, timings)
         as_of_day = prepared.as_of_day
