@@ -114,7 +114,7 @@ def test_missing_column_names_it_and_lists_the_columns():
     [
         ({"customer_id": [1.5, 2.5, 3.5]}, r"'customer_id' \(customer ids\).*Float64"),
         ({"customer_id": [True, False, True]}, r"'customer_id'.*Boolean"),
-        ({"amount": ["1", "2", "3"]}, r"'amount' \(amounts\).*String"),
+        ({"amount": [True, False, True]}, r"'amount' \(amounts\).*Boolean"),
         ({"ts": [1.0, 2.0, 3.0]}, r"'ts' \(timestamps\).*Float64"),
         ({"ts": [True, False, True]}, r"'ts' \(timestamps\).*Boolean"),
     ],

@@ -15,7 +15,7 @@ import polars as pl
 
 from .errors import ConfigError, DataError, SchemaError
 
-__all__ = ["SUPPORTED_EXTENSIONS", "open_source", "source_label"]
+__all__ = ["SUPPORTED_EXTENSIONS", "csv_path_of", "open_source", "source_label"]
 
 _PARQUET = (".parquet", ".pq")
 _CSV = (".csv", ".tsv", ".txt")
@@ -52,6 +52,15 @@ def open_source(data: Any) -> pl.LazyFrame:
         "a polars DataFrame or LazyFrame, a pyarrow Table or RecordBatchReader, a pandas "
         "DataFrame, or an object with __arrow_c_stream__"
     )
+
+
+def csv_path_of(data: Any) -> pathlib.Path | None:
+    """The path of a single CSV file source (for the lenient re-read), else None."""
+    if isinstance(data, (str, os.PathLike)):
+        path = pathlib.Path(data)
+        if path.suffix.lower() in _CSV and path.is_file():
+            return path
+    return None
 
 
 def _scan_path(path: pathlib.Path) -> pl.LazyFrame:

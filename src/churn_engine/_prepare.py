@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import pathlib
 from typing import Any, Literal
 
 import numpy as np
@@ -17,6 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._csv import MALFORMED, read_csv_leniently
 from .config import ScoreConfig
 from .errors import ConfigError, DataError, SchemaError
 
@@ -36,6 +38,8 @@ REJECT_REASONS: dict[int, tuple[str, str]] = {
     5: ("nan_amount", "amount"),
     6: ("infinite_amount", "amount"),
     7: ("null_category", "category"),
+    8: ("unparseable_amount", "amount"),
+    9: ("malformed_csv_line", "line"),
 }
 
 _INTEGER_TYPES = (
@@ -217,8 +221,12 @@ def _amount_expr(dtype: pl.DataType, config: ScoreConfig) -> tuple[pl.Expr, bool
         return col.cast(pl.Int64, strict=True), True
     if isinstance(dtype, (pl.Float32, pl.Float64, pl.Decimal)):
         return col.cast(pl.Float64), False
+    if isinstance(dtype, pl.String):
+        # text (CSV): numbers are parsed, anything else is rejected as unparseable
+        return col.str.strip_chars().cast(pl.Float64, strict=False), False
     raise SchemaError(
-        f"column {config.amount_col!r} (amounts) must be integer or float, got {dtype}"
+        f"column {config.amount_col!r} (amounts) must be integer, float or numeric text, "
+        f"got {dtype}"
     )
 
 
@@ -235,10 +243,38 @@ def _category_expr(dtype: pl.DataType, config: ScoreConfig) -> pl.Expr:
 
 
 def prepare(
-    lf: pl.LazyFrame, config: ScoreConfig, as_of: dt.date | dt.datetime | None
+    lf: pl.LazyFrame,
+    config: ScoreConfig,
+    as_of: dt.date | dt.datetime | None,
+    csv_path: pathlib.Path | None = None,
 ) -> Prepared:
-    """Read, validate and encode the source; raise or quarantine bad rows."""
+    """Read, validate and encode the source; raise or quarantine bad rows.
+
+    ``csv_path``: the source is this CSV file; if Polars cannot parse it, it
+    is read again line by line so malformed lines can be named or rejected.
+    """
     _check_tz(config.tz)
+    try:
+        return _prepare(lf, config, as_of, {})
+    except _CsvParseError as failure:
+        if csv_path is None:
+            raise failure.error from failure.error.__cause__
+    lenient = read_csv_leniently(csv_path, "\t" if csv_path.suffix.lower() == ".tsv" else ",")
+    return _prepare(lenient.frame, config, as_of, lenient.malformed)
+
+
+class _CsvParseError(Exception):
+    def __init__(self, error: DataError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _prepare(
+    lf: pl.LazyFrame,
+    config: ScoreConfig,
+    as_of: dt.date | dt.datetime | None,
+    malformed: dict[int, tuple[int, int, int]],
+) -> Prepared:
     types = _column_types(lf, config)
     id_expr, id_kind = _id_expr(types[config.customer_col], config)
     amount, integer_amounts = _amount_expr(types[config.amount_col], config)
@@ -248,11 +284,14 @@ def prepare(
     day = (local if isinstance(ts_type, pl.Date) else local.dt.date()).cast(pl.Int32)
 
     reason = (
-        pl.when(pl.col(config.customer_col).is_null()).then(1)
+        pl.when(pl.col(MALFORMED) if malformed else pl.lit(False)).then(9)
+        .when(pl.col(config.customer_col).is_null()).then(1)
         .when(pl.col(config.ts_col).is_null()).then(2)
         .when(unparseable | day.is_null()).then(3)
         .when(pl.col(config.amount_col).is_null()).then(4)
     )  # fmt: skip
+    if isinstance(types[config.amount_col], pl.String):
+        reason = reason.when(amount.is_null()).then(8)
     if not integer_amounts:
         reason = reason.when(amount.is_nan()).then(5).when(amount.is_infinite()).then(6)
     columns = [id_expr.alias(_ID), day.alias(_DAY), amount.alias(_AMOUNT)]
@@ -286,9 +325,23 @@ def prepare(
         frame = lf.select(columns).collect()
     except pl.exceptions.InvalidOperationError as exc:
         raise DataError(f"cannot cast the input columns: {exc}", reason="bad_value") from exc
+    except pl.exceptions.SchemaError as exc:
+        # e.g. several files whose columns have different types
+        raise SchemaError(f"the input's parts disagree on column types: {exc}") from exc
     except pl.exceptions.ComputeError as exc:
-        raise DataError(f"cannot read the input: {exc}", reason="unreadable_input") from exc
-    return _split(frame, lf, config, as_of, as_of_local, id_kind, integer_amounts, types)
+        error = DataError(f"cannot read the input: {_first_line(exc)}", reason="unreadable_input")
+        error.__cause__ = exc
+        raise _CsvParseError(error) from exc
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        message = f"cannot read the input: {_first_line(exc)}"
+        raise DataError(message, reason="unreadable_input") from exc
+    return _split(
+        frame, lf, config, as_of, as_of_local, id_kind, integer_amounts, types, malformed
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _split(
@@ -300,6 +353,7 @@ def _split(
     id_kind: str,
     integer_amounts: bool,
     types: dict[str, pl.DataType],
+    malformed: dict[int, tuple[int, int, int]],
 ) -> Prepared:
     rows_read = frame.height
     reasons = frame.get_column(_REASON)
@@ -313,7 +367,7 @@ def _split(
             rejected_by_reason[REJECT_REASONS[code][0]] = int(count)
         first = int(bad.arg_true()[0])
         if config.on_error == "raise":
-            raise _data_error(lf, config, first, int(reasons[first]), n_bad)
+            raise _data_error(lf, config, first, int(reasons[first]), n_bad, malformed)
         rejects = _rejects_table(lf, config, reasons)
     keep = ~bad
     rows_after = 0
@@ -421,9 +475,27 @@ def _view(array: pa.Array) -> np.ndarray:
 
 
 def _data_error(
-    lf: pl.LazyFrame, config: ScoreConfig, row: int, code: int, n_bad: int
+    lf: pl.LazyFrame,
+    config: ScoreConfig,
+    row: int,
+    code: int,
+    n_bad: int,
+    malformed: dict[int, tuple[int, int, int]],
 ) -> DataError:
     reason, role = REJECT_REASONS[code]
+    more = f" ({n_bad:,} bad rows in all)" if n_bad > 1 else ""
+    advice = (
+        "fix the input or pass on_error='quarantine' to score the rest and get the bad "
+        "rows in ScoreResult.rejects"
+    )
+    if role == "line":
+        line, found, expected = malformed[row]
+        return DataError(
+            f"malformed CSV line {line} (row {row}): {found} fields where the header has "
+            f"{expected}{more}; {advice}",
+            reason=reason,
+            row=row,
+        )
     column = {
         "customer": config.customer_col,
         "ts": config.ts_col,
@@ -431,11 +503,8 @@ def _data_error(
         "category": config.category_col,
     }[role]
     example = _example_row(lf, config, row)
-    more = f" ({n_bad:,} bad rows in all)" if n_bad > 1 else ""
     return DataError(
-        f"column {column!r}: {reason.replace('_', ' ')} at row {row}: {example}{more}; "
-        "fix the input or pass on_error='quarantine' to score the rest and get the bad "
-        "rows in ScoreResult.rejects",
+        f"column {column!r}: {reason.replace('_', ' ')} at row {row}: {example}{more}; {advice}",
         column=column,
         reason=reason,
         row=row,
@@ -457,7 +526,7 @@ def _example_row(lf: pl.LazyFrame, config: ScoreConfig, row: int) -> dict[str, A
 
 
 def _rejects_table(lf: pl.LazyFrame, config: ScoreConfig, reasons: pl.Series) -> pl.DataFrame:
-    names = pl.Series([REJECT_REASONS.get(i, ("", ""))[0] for i in range(8)])
+    names = pl.Series([REJECT_REASONS.get(i, ("", ""))[0] for i in range(10)])
     bad = pl.DataFrame({"row": pl.int_range(len(reasons), eager=True, dtype=pl.Int64),
                         "code": reasons}).filter(
         pl.col("code") != 0

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from . import _kernel
-from ._io import open_source
+from ._io import csv_path_of, open_source
 from ._prepare import Prepared, parse_as_of, prepare
 from ._schema import output_schema
 from ._stats import ScoreResult, ScoreStats
@@ -76,7 +76,7 @@ class Scorer:
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
         with stage("read"):
-            prepared = prepare(open_source(data), config, parse_as_of(as_of))
+            prepared = prepare(open_source(data), config, parse_as_of(as_of), csv_path_of(data))
 
         if prepared.n_rows == 0:
             return self._result(prepared, _empty(prepared, config), None, 0, timings)
