@@ -51,10 +51,10 @@ def read_csv_leniently(path: pathlib.Path, separator: str = ",") -> LenientCsv:
         for name, values in zip(header, columns, strict=True)
     }
     good = ~pl.Series(flags, dtype=pl.Boolean)
-    for name, column in data.items():
+    for name, text in data.items():
         # as Polars would infer: a column of whole numbers is an integer column
-        numbers = column.str.strip_chars().cast(pl.Int64, strict=False)
-        if numbers.filter(good).null_count() == column.filter(good).null_count():
+        numbers = text.str.strip_chars().cast(pl.Int64, strict=False)
+        if numbers.filter(good).null_count() == text.filter(good).null_count():
             data[name] = numbers
     data[MALFORMED] = pl.Series(MALFORMED, flags, dtype=pl.Boolean)
     return LenientCsv(pl.DataFrame(data).lazy(), malformed)
