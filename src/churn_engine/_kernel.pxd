@@ -1,7 +1,7 @@
 # cython: language_level=3
 """C declarations shared by the compiled kernel (csrc/ helpers)."""
 
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 
 
 cdef extern from "churn_status.h":
@@ -32,3 +32,20 @@ cdef extern from "churn_group.h":
     void churn_group_buffers_init(churn_group_buffers *b) nogil
     void churn_group_buffers_free(churn_group_buffers *b) nogil
     int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) nogil
+
+
+cdef extern from "churn_partition.h":
+    ctypedef struct churn_segment:
+        const int64_t *ids
+        const int32_t *codes
+        const int32_t *days
+        const int64_t *amounts
+        const int32_t *cats
+        int64_t n
+    int churn_key_range(const churn_segment *segments, int64_t n_segments,
+                        const int32_t *rank_of_code, int64_t n_codes,
+                        uint64_t *out_min, uint64_t *out_max) nogil
+    int churn_partition_rows(churn_row *out, int64_t *part_offsets, int64_t n_parts,
+                             uint64_t kmin, int shift, const churn_segment *segments,
+                             int64_t n_segments, const int32_t *rank_of_code, int64_t n_rows,
+                             int threads) nogil

@@ -30,6 +30,9 @@ from ._kernel cimport (
     churn_group_buffers_free,
     churn_group_buffers_init,
     churn_group_partition,
+    churn_key_range,
+    churn_partition_rows,
+    churn_segment,
     churn_sort_rows,
 )
 
@@ -91,11 +94,6 @@ cdef enum:
     _MAX_PARTITION_BITS = 16
 
 
-cdef inline uint64_t _flip(int64_t key) noexcept nogil:
-    # flipping the sign bit makes unsigned order equal signed order
-    return (<uint64_t>key) ^ 0x8000000000000000ULL
-
-
 cdef inline int _bit_length(uint64_t x) noexcept nogil:
     cdef int bits = 0
     while x:
@@ -133,7 +131,6 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
         if n_codes:
             rank_ptr = &ranks[0]
 
-    # views of every segment, checked once
     cdef int64_t total = 0, n
     for k in range(n_segments):
         n = len(id_segments[k])
@@ -150,18 +147,21 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
         return Grouped(rows_arr, np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.int64), 0)
     cdef int64_t[::1] rows_words = rows_arr
     cdef churn_row *rows = <churn_row *>&rows_words[0]
-    cdef uint64_t kmin = 0xFFFFFFFFFFFFFFFFULL, kmax = 0
+    cdef uint64_t kmin = 0, kmax = 0
     cdef int rc = CHURN_OK, bits, pbits, shift
-    cdef SegmentView view
-
-    # pass 1: key range
+    segments_arr = np.zeros(n_segments * (sizeof(churn_segment) // 8 + 1), dtype=np.int64)
+    cdef int64_t[::1] segment_words = segments_arr
+    cdef churn_segment *segments = <churn_segment *>&segment_words[0]
+    cdef Py_ssize_t n_views = 0
     for k in range(n_segments):
-        if _segment_view(&view, id_segments[k], day_segments[k], amount_segments[k],
-                         None if cat_segments is None else cat_segments[k], dense):
-            with nogil:
-                rc = _key_range(&view, rank_ptr, n_codes, &kmin, &kmax)
-            _check(rc, "group")
+        if _segment_view(&segments[n_views], id_segments[k], day_segments[k],
+                         amount_segments[k], None if cat_segments is None else cat_segments[k],
+                         dense):
+            n_views += 1
 
+    with nogil:
+        rc = churn_key_range(segments, n_views, rank_ptr, n_codes, &kmin, &kmax)
+    _check(rc, "group")
     bits = _bit_length(kmax - kmin)
     pbits = _bit_length(<uint64_t>(n_rows >> _PARTITION_ROWS_LOG2))
     if pbits > _MAX_PARTITION_BITS:
@@ -175,23 +175,10 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
     cdef int64_t n_parts = (<int64_t>1) << pbits
     offsets_arr = np.zeros(n_parts + 1, dtype=np.int64)
     cdef int64_t[::1] offsets = offsets_arr
-    cdef int64_t[::1] cursor
-
-    # pass 2: partition sizes; pass 3: scatter
-    for k in range(n_segments):
-        if _segment_view(&view, id_segments[k], day_segments[k], amount_segments[k],
-                         None if cat_segments is None else cat_segments[k], dense):
-            with nogil:
-                _count_partitions(&offsets[1], &view, rank_ptr, kmin, shift)
     with nogil:
-        for k in range(n_parts):
-            offsets[k + 1] += offsets[k]
-    cursor = offsets_arr[:n_parts].copy()
-    for k in range(n_segments):
-        if _segment_view(&view, id_segments[k], day_segments[k], amount_segments[k],
-                         None if cat_segments is None else cat_segments[k], dense):
-            with nogil:
-                _scatter(rows, &cursor[0], &view, rank_ptr, kmin, shift)
+        rc = churn_partition_rows(rows, &offsets[0], n_parts, kmin, shift, segments, n_views,
+                                  rank_ptr, n_rows, threads)
+    _check(rc, "group")
 
     # pass 4, per partition while it is in cache: group by key, sort each
     # customer's rows, count the groups; each thread with its own buffers
@@ -238,16 +225,7 @@ class Grouped:
         self.no_purchase = no_purchase
 
 
-cdef struct SegmentView:
-    const int64_t *ids
-    const int32_t *codes
-    const int32_t *days
-    const int64_t *amounts
-    const int32_t *cats
-    int64_t n
-
-
-cdef bint _segment_view(SegmentView *view, ids, days, amounts, cats, bint dense) except -1:
+cdef bint _segment_view(churn_segment *view, ids, days, amounts, cats, bint dense) except -1:
     """Fills view with the segment's buffers; False for an empty segment."""
     cdef const int64_t[::1] id_values
     cdef const int32_t[::1] code_values
@@ -272,53 +250,6 @@ cdef bint _segment_view(SegmentView *view, ids, days, amounts, cats, bint dense)
         cat_values = cats
         view.cats = &cat_values[0]
     return True
-
-
-cdef inline int64_t _key_of(const SegmentView *view, const int32_t *rank_of_code,
-                            int64_t i) noexcept nogil:
-    if view.codes != NULL:
-        return rank_of_code[view.codes[i]]
-    return view.ids[i]
-
-
-cdef int _key_range(const SegmentView *view, const int32_t *rank_of_code, int64_t n_codes,
-                    uint64_t *kmin, uint64_t *kmax) noexcept nogil:
-    cdef int64_t i
-    cdef uint64_t k, lo = kmin[0], hi = kmax[0]
-    if view.codes != NULL:
-        for i in range(view.n):
-            if view.codes[i] < 0 or view.codes[i] >= n_codes:
-                return CHURN_ERR_BAD_CODE
-    for i in range(view.n):
-        k = _flip(_key_of(view, rank_of_code, i))
-        if k < lo:
-            lo = k
-        if k > hi:
-            hi = k
-    kmin[0] = lo
-    kmax[0] = hi
-    return CHURN_OK
-
-
-cdef void _count_partitions(int64_t *counts, const SegmentView *view,
-                            const int32_t *rank_of_code, uint64_t kmin,
-                            int shift) noexcept nogil:
-    cdef int64_t i
-    for i in range(view.n):
-        counts[(_flip(_key_of(view, rank_of_code, i)) - kmin) >> shift] += 1
-
-
-cdef void _scatter(churn_row *rows, int64_t *cursor, const SegmentView *view,
-                   const int32_t *rank_of_code, uint64_t kmin, int shift) noexcept nogil:
-    cdef int64_t i, p, key
-    for i in range(view.n):
-        key = _key_of(view, rank_of_code, i)
-        p = cursor[(_flip(key) - kmin) >> shift]
-        cursor[(_flip(key) - kmin) >> shift] = p + 1
-        rows[p].key = key
-        rows[p].cat = view.cats[i] if view.cats != NULL else 0
-        rows[p].day = view.days[i]
-        rows[p].amount = view.amounts[i]
 
 
 # --------------------------------------------------------------------------
