@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 from typing import Any
 
 import polars as pl
@@ -71,15 +72,65 @@ def _scan_path(path: pathlib.Path) -> pl.LazyFrame:
     if not is_glob and path.is_file() and path.stat().st_size == 0:
         raise DataError(f"input file is empty: {path}", reason="empty_file")
     if suffix in _PARQUET or (path.is_dir() and not is_glob):
+        if not is_glob and path.is_file() and _has_offset_zone(_arrow_schema(path, "parquet")):
+            import pyarrow.parquet as pq
+
+            return _from_pyarrow(pq.read_table(path))
         return pl.scan_parquet(path)
     if suffix in _CSV:
         # timestamps stay text here and are parsed (and rejected) by _prepare
         return pl.scan_csv(path, separator="\t" if suffix == ".tsv" else ",")
     if suffix in _IPC:
+        if not is_glob and _has_offset_zone(_arrow_schema(path, "ipc")):
+            import pyarrow.feather as feather
+
+            return _from_pyarrow(feather.read_table(path))
         return pl.scan_ipc(path)
     raise ConfigError(
         f"cannot tell the format of {path}: use one of {', '.join(SUPPORTED_EXTENSIONS)}"
     )
+
+
+_OFFSET_ZONE = re.compile(r"[+-]\d\d:?\d\d")
+
+
+def _arrow_schema(path: pathlib.Path, kind: str) -> Any:
+    """The file's Arrow schema, or None when pyarrow cannot read it (Polars
+    then reports the problem)."""
+    try:
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_schema(path)
+        import pyarrow.ipc as ipc
+
+        with ipc.open_file(path) as reader:
+            return reader.schema
+    except Exception:
+        return None
+
+
+def _has_offset_zone(schema: Any) -> bool:
+    """Timestamps with a fixed-offset zone ("+05:30"), which Polars cannot read."""
+    import pyarrow as pa
+
+    return schema is not None and any(
+        pa.types.is_timestamp(field.type)
+        and field.type.tz is not None
+        and _OFFSET_ZONE.fullmatch(field.type.tz) is not None
+        for field in schema
+    )
+
+
+def _offset_zones_to_utc(table: Any) -> Any:
+    """Same instants, zone "UTC": days are cut in the scoring zone anyway."""
+    import pyarrow as pa
+
+    for index, field in enumerate(table.schema):
+        if _has_offset_zone(pa.schema([field])):
+            utc = pa.timestamp(field.type.unit, "UTC")
+            table = table.set_column(index, field.name, table.column(index).cast(utc))
+    return table
 
 
 def _from_pyarrow(data: Any) -> pl.LazyFrame:
@@ -91,6 +142,7 @@ def _from_pyarrow(data: Any) -> pl.LazyFrame:
         data = pa.Table.from_batches([data])
     if not isinstance(data, pa.Table):
         raise SchemaError(f"unsupported pyarrow input of type {type(data).__name__}")
+    data = _offset_zones_to_utc(data)
     try:
         frame = pl.from_arrow(data, rechunk=False)
     except (pl.exceptions.PolarsError, pa.ArrowException) as exc:

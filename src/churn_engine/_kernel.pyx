@@ -13,7 +13,7 @@ from cython.parallel cimport parallel, prange
 from libc.math cimport NAN, floor, isnan, sqrt
 from libc.stdint cimport INT32_MIN, INT64_MIN, int8_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from ._kernel cimport (
     CHURN_ERR_BAD_CODE,
@@ -87,6 +87,10 @@ def _check(int rc, str stage):
 # --------------------------------------------------------------------------
 # stage 1: group rows by customer (radix partitioning by key range)
 # --------------------------------------------------------------------------
+
+cdef enum:
+    # 9999-12-31 as days since 1970-01-01: the last date Python represents
+    _MAX_DAY = 2932896
 
 cdef enum:
     # rows per partition to aim for: 16K rows of 24 bytes stay in L2
@@ -428,9 +432,11 @@ def group_statistics(grouped, bint integer_amounts, int threads):
         "interval_std_days": np.empty(n_groups, dtype=np.float64),
         "interval_median_days": np.empty(n_groups, dtype=np.float64),
     }
-    if n_groups == 0:
+    if n_groups == 0 and not integer_amounts:
         return result
-    _fill_pointers(&out, result, integer_amounts)
+    # integer sums are also checked for overflow in groups without a purchase
+    # (no output row), so every partition is visited then
+    _fill_pointers(&out, result, integer_amounts, n_groups)
 
     # each thread with its own gap buffer, grown to the longest customer it meets
     with nogil, parallel(num_threads=threads):
@@ -438,7 +444,7 @@ def group_statistics(grouped, bint integer_amounts, int threads):
         if gaps == NULL:
             error[0] = CHURN_ERR_NOMEM
         for p in prange(n_parts, schedule="dynamic"):
-            if gaps != NULL and part_groups[p] > 0:
+            if gaps != NULL and (part_groups[p] > 0 or integer_amounts):
                 rc = _partition_stats(&out, group_start[p], rows + part_offsets[p],
                                       part_offsets[p + 1] - part_offsets[p],
                                       integer_amounts, gaps)
@@ -500,8 +506,12 @@ cdef int _partition_stats(GroupStats *out, int64_t first_group, const churn_row 
     return CHURN_OK
 
 
-cdef void _fill_pointers(GroupStats *out, dict arrays, bint integer_amounts) except *:
+cdef void _fill_pointers(GroupStats *out, dict arrays, bint integer_amounts,
+                         int64_t n_groups) except *:
     cdef int64_t[::1] key = arrays["key"]
+    if n_groups == 0:  # nothing will be written
+        memset(out, 0, sizeof(GroupStats))
+        return
     cdef int32_t[::1] cat = arrays["cat"]
     cdef int64_t[::1] n_orders = arrays["n_orders"]
     cdef int64_t[::1] n_rows = arrays["n_rows"]
@@ -597,15 +607,15 @@ def cycle_status(const int32_t[::1] cat, const int64_t[::1] n_orders,
     cdef int8_t[::1] status = status_arr
     cdef int32_t[::1] reason = reason_arr
     cdef int64_t[::1] recency = recency_arr
-    cdef double k, prior, c, rec
+    cdef double k, prior, c, rec, next_value
     cdef int32_t g
     with nogil:
         for i in prange(n, num_threads=threads, schedule="static"):
             g = cat[i]
             k = <double>(n_orders[i] - 1)
             prior = priors[g]
-            rec = <double>(as_of_day - last_day[i])
-            recency[i] = as_of_day - last_day[i]
+            recency[i] = <int64_t>as_of_day - last_day[i]
+            rec = <double>recency[i]
             if k == 0:
                 c = prior
             elif isnan(prior):
@@ -619,7 +629,11 @@ def cycle_status(const int32_t[::1] cat, const int64_t[::1] n_orders,
                 overdue[i] = NAN
             else:
                 since[i] = rec / c
-                next_day[i] = last_day[i] + <int32_t>floor(c + 0.5)
+                next_value = <double>last_day[i] + floor(c + 0.5)
+                # beyond 9999-12-31 (a huge configured prior) there is no date
+                next_day[i] = (
+                    <int32_t>next_value if next_value <= _MAX_DAY else INT32_MIN
+                )
                 overdue[i] = rec - c if rec > c else 0.0
             if rec >= horizon_days[g]:
                 status[i] = _CHURNED

@@ -40,7 +40,12 @@ REJECT_REASONS: dict[int, tuple[str, str]] = {
     7: ("null_category", "category"),
     8: ("unparseable_amount", "amount"),
     9: ("malformed_csv_line", "line"),
+    10: ("ts_out_of_range", "ts"),
 }
+
+#: days representable as dates everywhere (Python's date: years 1..9999)
+MIN_DAY = (dt.date(1, 1, 1) - dt.date(1970, 1, 1)).days
+MAX_DAY = (dt.date(9999, 12, 31) - dt.date(1970, 1, 1)).days
 
 _INTEGER_TYPES = (
     pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64,
@@ -288,6 +293,7 @@ def _prepare(
         .when(pl.col(config.customer_col).is_null()).then(1)
         .when(pl.col(config.ts_col).is_null()).then(2)
         .when(unparseable | day.is_null()).then(3)
+        .when((day < MIN_DAY) | (day > MAX_DAY)).then(10)
         .when(pl.col(config.amount_col).is_null()).then(4)
     )  # fmt: skip
     if isinstance(types[config.amount_col], pl.String):
@@ -332,7 +338,7 @@ def _prepare(
         error = DataError(f"cannot read the input: {_first_line(exc)}", reason="unreadable_input")
         error.__cause__ = exc
         raise _CsvParseError(error) from exc
-    except (pl.exceptions.PolarsError, OSError) as exc:
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
         message = f"cannot read the input: {_first_line(exc)}"
         raise DataError(message, reason="unreadable_input") from exc
     return _split(
@@ -519,14 +525,19 @@ def _needed(config: ScoreConfig) -> list[str]:
 
 
 def _example_row(lf: pl.LazyFrame, config: ScoreConfig, row: int) -> dict[str, Any]:
+    example = lf.select(_needed(config)).slice(row, 1)
     try:
-        return lf.select(_needed(config)).slice(row, 1).collect().row(0, named=True)
-    except Exception:  # the message matters more than the example
+        return example.collect().row(0, named=True)
+    except (Exception, pl.exceptions.PanicException):
+        pass
+    try:  # dates Python cannot represent: show their physical values
+        return example.select(pl.all().to_physical()).collect().row(0, named=True)
+    except (Exception, pl.exceptions.PanicException):  # the message matters more
         return {}
 
 
 def _rejects_table(lf: pl.LazyFrame, config: ScoreConfig, reasons: pl.Series) -> pl.DataFrame:
-    names = pl.Series([REJECT_REASONS.get(i, ("", ""))[0] for i in range(10)])
+    names = pl.Series([REJECT_REASONS.get(i, ("", ""))[0] for i in range(11)])
     bad = pl.DataFrame({"row": pl.int_range(len(reasons), eager=True, dtype=pl.Int64),
                         "code": reasons}).filter(
         pl.col("code") != 0

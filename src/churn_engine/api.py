@@ -101,7 +101,10 @@ class Scorer:
                 groups["cat"], groups["n_orders"], groups["interval_mean_days"],
                 np.array([_nan_if_none(config.fixed_prior_for(c)) for c in categories]),
             )  # fmt: skip
-            horizons = np.array([config.horizon_for(c) for c in categories], dtype=np.int32)
+            # a horizon beyond int32 days never fires: clamp it for the kernel
+            horizons = np.array(
+                [min(config.horizon_for(c), 2**31 - 1) for c in categories], dtype=np.int32
+            )
             cycles = _kernel.cycle_status(
                 groups["cat"], groups["n_orders"], groups["interval_mean_days"],
                 groups["last_day"], priors, horizons, as_of_day, config.prior_weight,
@@ -236,7 +239,7 @@ def _assemble(
         return pl.Series(name, days, dtype=pl.Int32).cast(pl.Date)
 
     status_reasons = [config.reason_codes(config.horizon_days)[k] for k in _kernel.REASON_KEYS]
-    status_reasons += [config.reason_codes(int(h))["horizon"] for h in horizons]
+    status_reasons += [config.reason_codes(config.horizon_for(c))["horizon"] for c in categories]
     r, f, m = scores
     bins = config.rfm_bins
     code_index = (r.astype(np.int32) - 1) * bins * bins + (f - 1) * bins + (m - 1)
@@ -244,7 +247,8 @@ def _assemble(
              for k in range(1, bins + 1)]  # fmt: skip
     segment_map = config.effective_segment_map()
     segment_of = {c: name for name, cs in (segment_map or {}).items() for c in cs}
-    cycle_null = np.isnan(cycles["cycle_days"])
+    next_day = cycles["expected_next_day"]
+    next_null = next_day == _kernel.NULL_DAY
 
     columns.update(
         n_orders=pl.Series("n_orders", n_orders),
@@ -262,8 +266,8 @@ def _assemble(
         cycle_days=floats("cycle_days", cycles["cycle_days"]),
         cycles_since_last=floats("cycles_since_last", cycles["cycles_since_last"]),
         expected_next_purchase=dates(
-            "expected_next_purchase", np.where(cycle_null, 0, cycles["expected_next_day"])
-        ).scatter(np.flatnonzero(cycle_null), None),
+            "expected_next_purchase", np.where(next_null, 0, next_day)
+        ).scatter(np.flatnonzero(next_null), None),
         days_overdue=floats("days_overdue", cycles["days_overdue"]),
         buyer_type=_lookup(["one_time", "repeat"], (n_orders > 1).astype(np.int8), "buyer_type"),
         status=_lookup(list(_kernel.STATUS_NAMES), cycles["status"], "status"),
