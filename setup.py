@@ -31,7 +31,14 @@ if DEBUG:
 else:
     compile_args += ["-O3"]
 if SANITIZE:
-    sanitize = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]
+    # Python's own flags include -fwrapv, which would hide signed overflow from UBSan
+    sanitize = [
+        "-fsanitize=address,undefined",
+        "-fsanitize=float-cast-overflow",
+        "-fno-wrapv",
+        "-fno-omit-frame-pointer",
+        "-g",
+    ]
     compile_args += sanitize
     link_args += sanitize
 if sys.platform == "darwin":  # Apple clang has no bundled OpenMP

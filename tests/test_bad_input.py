@@ -251,7 +251,7 @@ def test_integer_money_overflow_is_an_error_not_a_wrapped_number():
             "amount": [2**62, 2**62],
         }
     )
-    with pytest.raises(ce.DataError, match=r"overflows int64") as info:
+    with pytest.raises(ce.DataError, match=r"money sum overflows \(int64") as info:
         ce.score(frame)
     assert info.value.column == "amount"
     # exactly at the limit is fine
@@ -290,3 +290,17 @@ def test_corrupt_parquet_is_a_clear_error(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ce.ChurnEngineError):
         ce.score(str(path))
+
+
+@pytest.mark.parametrize("buyer", [True, False])
+def test_float_money_overflow_is_an_error_not_inf(buyer):
+    frame = pl.DataFrame(
+        {
+            "customer_id": [1, 1, 2],
+            "ts": [dt.date(2024, 1, 1), dt.date(2024, 1, 2), dt.date(2024, 1, 3)],
+            "amount": [-1.5e308, -1.5e308, 1.0 if buyer else -1.0],
+        }
+    )
+    with pytest.raises(ce.DataError, match=r"money sum overflows") as info:
+        ce.score(frame)
+    assert info.value.reason == "amount_overflow"

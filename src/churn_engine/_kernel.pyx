@@ -10,7 +10,7 @@ Compiler directives are set once, in setup.py.
 """
 
 from cython.parallel cimport parallel, prange
-from libc.math cimport NAN, floor, isnan, sqrt
+from libc.math cimport NAN, floor, isinf, isnan, sqrt
 from libc.stdint cimport INT32_MIN, INT64_MIN, int8_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
@@ -72,8 +72,8 @@ def _check(int rc, str stage):
         raise MemoryError(f"churn-engine kernel ({stage}): out of memory")
     if rc == CHURN_ERR_OVERFLOW:
         raise DataError(
-            "amount: a customer's integer money sum overflows int64; "
-            "cast the amount column to float64 to score it",
+            "amount: a customer's money sum overflows (int64 for integer amounts, "
+            "float64 otherwise); check the amount column's unit and values",
             column="amount",
             reason="amount_overflow",
         )
@@ -360,6 +360,8 @@ cdef int _customer_stats(GroupStats *out, int64_t *next_group, const churn_row *
                     n_orders += 1
                 prev_day = rows[j].day
             j += 1
+        if not integer_amounts and (isinf(money_f) or isinf(refund_f)):
+            return CHURN_ERR_OVERFLOW
         if n_orders > 0:
             out.key[g] = rows[i].key
             out.cat[g] = rows[i].cat
@@ -432,10 +434,8 @@ def group_statistics(grouped, bint integer_amounts, int threads):
         "interval_std_days": np.empty(n_groups, dtype=np.float64),
         "interval_median_days": np.empty(n_groups, dtype=np.float64),
     }
-    if n_groups == 0 and not integer_amounts:
-        return result
-    # integer sums are also checked for overflow in groups without a purchase
-    # (no output row), so every partition is visited then
+    # money sums are checked for overflow in groups without a purchase (no
+    # output row) too, so every partition with rows is visited
     _fill_pointers(&out, result, integer_amounts, n_groups)
 
     # each thread with its own gap buffer, grown to the longest customer it meets
@@ -444,7 +444,7 @@ def group_statistics(grouped, bint integer_amounts, int threads):
         if gaps == NULL:
             error[0] = CHURN_ERR_NOMEM
         for p in prange(n_parts, schedule="dynamic"):
-            if gaps != NULL and (part_groups[p] > 0 or integer_amounts):
+            if gaps != NULL and part_offsets[p + 1] > part_offsets[p]:
                 rc = _partition_stats(&out, group_start[p], rows + part_offsets[p],
                                       part_offsets[p + 1] - part_offsets[p],
                                       integer_amounts, gaps)
