@@ -40,7 +40,11 @@ def test_segment_map_for_other_bins():
     codes = [f"{r}{f}{m}" for r in (1, 2) for f in (1, 2) for m in (1, 2)]
     config = ce.ScoreConfig(rfm_bins=2, segment_map={"High R": codes[4:], "Low R": codes[:4]})
     frame = pl.DataFrame(
-        {"customer_id": [1, 2], "ts": [dt.date(2024, 1, 1), dt.date(2024, 2, 1)], "amount": [1.0, 2.0]}
+        {
+            "customer_id": [1, 2],
+            "ts": [dt.date(2024, 1, 1), dt.date(2024, 2, 1)],
+            "amount": [1.0, 2.0],
+        }
     )
     result = ce.Scorer(config).run(frame)
     assert result.customers.get_column("segment").to_list() == ["Low R", "High R"]

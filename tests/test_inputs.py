@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -103,10 +102,7 @@ def test_string_ids_keep_type_and_sort_by_bytes():
 )
 def test_arrow_string_kinds(arrow_type):
     ids = pa.array(["c", "a", "b", "a"])
-    if arrow_type == "dictionary":
-        ids = ids.dictionary_encode()
-    else:
-        ids = ids.cast(arrow_type)
+    ids = ids.dictionary_encode() if arrow_type == "dictionary" else ids.cast(arrow_type)
     table = pa.table(
         {
             "customer_id": ids,
