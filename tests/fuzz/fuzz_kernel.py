@@ -43,6 +43,7 @@ with atheris.instrument_imports(include=["churn_engine"]):
     from churn_engine import _kernel
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+MAX_DAY = 2_932_896  # 9999-12-31 as days since 1970-01-01
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 NARROW = os.environ.get("CHURN_FUZZ_DAYS", "") == "narrow"
 
@@ -238,47 +239,22 @@ def _segments(case: dict, array: np.ndarray | None) -> list[np.ndarray] | None:
 
 
 def _call(fn, values: dict):  # type: ignore[no-untyped-def]
-    """Call a kernel stage with the arguments its signature names (the stage
-    signatures move while the kernel is tuned; the data they need does not)."""
+    """Call a kernel stage with its arguments taken by name from ``values``."""
     names = list(inspect.signature(fn).parameters)
     return fn(*[values[name] for name in names])
 
 
 def group(case: dict) -> tuple[dict, int]:
-    """group_rows + group_statistics, for any generation of the kernel API;
-    the result's "key" column is the int64 id (or the rank of a dictionary code)."""
+    """group_rows + group_statistics; the result's "key" column is the int64
+    id (or the rank of a dictionary code)."""
     ids, days = _segments(case, case["ids"]), _segments(case, case["days"])
     amounts, cats = _segments(case, case["amounts"]), _segments(case, case["cats"])
-    n, threads, integer = case["n"], case["threads"], case["integer_amounts"]
-    values = {
-        "id_segments": ids, "rank_of_code": case["rank_of_code"], "day_segments": days,
-        "amount_segments": amounts, "cat_segments": cats, "n_rows": n,
-        "integer_amounts": integer, "threads": threads,
-    }  # fmt: skip
-    sorted_ids = None
-    if hasattr(_kernel, "encode_int_ids"):  # first generation: hash codes, then ranks
-        if case["rank_of_code"] is None:
-            codes, sorted_ids, rank = _kernel.encode_int_ids(ids, n)
-            bounds = [a for a, _ in case["segments"]] + [n]
-            values["code_segments"] = [codes[a:b] for a, b in itertools.pairwise(bounds)]
-            values["rank_of_code"] = rank
-        else:
-            values["code_segments"] = ids
-    grouped = _call(_kernel.group_rows, values)
-    if isinstance(grouped, tuple):  # (rows, offsets)
-        values["rows_words"], second = grouped
-        values["offsets"] = values["part_offsets"] = second
-    else:
-        values["grouped"] = grouped
-    result = _call(_kernel.group_statistics, values)
-    if isinstance(result, tuple):
-        groups, no_purchase = result
-    else:
-        groups, no_purchase = result, grouped.no_purchase
-    if "key" not in groups:  # first generation: customer = rank of the id
-        customer = groups["customer"]
-        groups["key"] = customer.astype(np.int64) if sorted_ids is None else sorted_ids[customer]
-    return groups, no_purchase
+    grouped = _kernel.group_rows(
+        ids, case["rank_of_code"], days, amounts, cats, case["n"],
+        case["integer_amounts"], case["threads"],
+    )  # fmt: skip
+    groups = _kernel.group_statistics(grouped, case["integer_amounts"], case["threads"])
+    return groups, grouped.no_purchase
 
 
 def check_kernel(case: dict) -> None:
@@ -342,11 +318,8 @@ def check_kernel(case: dict) -> None:
         assert _close(got_c, c), f"cycle_days of group {i}: {got_c} != {c}"
         if not math.isnan(got_c):
             next_day = int(last_day[i]) + math.floor(got_c + 0.5)
-            assert INT32_MIN <= next_day <= INT32_MAX, (
-                f"expected_next_day of group {i} is not representable in int32: last_day "
-                f"{last_day[i]} + round({got_c}) = {next_day}; kernel gave "
-                f"{cycles['expected_next_day'][i]}"
-            )
+            if next_day > MAX_DAY:  # no date after 9999-12-31: null
+                next_day = _kernel.NULL_DAY
             assert cycles["expected_next_day"][i] == next_day, (i, next_day, cycles)
         # the status follows from the kernel's own cycles_since_last
         since = float(cycles["cycles_since_last"][i])
