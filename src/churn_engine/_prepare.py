@@ -421,9 +421,15 @@ def _split(
 
 def _dictionary(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Array, np.ndarray]:
     """Dictionary-encode; returns (indices, dictionary, rank of each dictionary entry)."""
-    encoded = pc.dictionary_encode(column).unify_dictionaries()
+    encoded = pc.dictionary_encode(column)
     if encoded.num_chunks:
-        dictionary = encoded.chunk(0).dictionary
+        # pyarrow encodes a chunked array with one memo table, so every chunk
+        # usually shares one dictionary; unify only when they do not (unifying
+        # 50 chunks of a million-entry dictionary costs seconds)
+        dictionary = encoded.chunk(encoded.num_chunks - 1).dictionary
+        if not all(_same_array(c.dictionary, dictionary) for c in encoded.chunks):
+            encoded = encoded.unify_dictionaries()
+            dictionary = encoded.chunk(0).dictionary
     else:
         dictionary = pa.array([], type=column.type)
     indices = pa.chunked_array([c.indices for c in encoded.chunks], type=pa.int32())
@@ -431,6 +437,13 @@ def _dictionary(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Array, np.
     rank = np.empty(len(dictionary), dtype=np.int32)
     rank[order] = np.arange(len(dictionary), dtype=np.int32)
     return indices, dictionary.take(pa.array(order)), rank
+
+
+def _same_array(a: pa.Array, b: pa.Array) -> bool:
+    return len(a) == len(b) and all(
+        (x is None and y is None) or (x is not None and y is not None and x.address == y.address)
+        for x, y in zip(a.buffers(), b.buffers(), strict=True)
+    )
 
 
 def _to_segments(
