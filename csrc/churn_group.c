@@ -46,6 +46,7 @@ static inline uint64_t slot_of(int64_t key, uint64_t mask) {
 
 int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) {
     if (n < 2) return CHURN_OK;
+    if (n > INT32_MAX) return CHURN_ERR_TOO_MANY; /* local codes are int32 */
     if (reserve(b, n) != CHURN_OK) return CHURN_ERR_NOMEM;
     /* a table of at least 2n slots, but no bigger than needed for this n */
     uint64_t slots = 16;

@@ -5,7 +5,7 @@
 #define CHURN_OK 0
 #define CHURN_ERR_NOMEM 1
 #define CHURN_ERR_OVERFLOW 2      /* an integer money sum left the int64 range */
-#define CHURN_ERR_TOO_MANY 3      /* more than 2^31 - 1 customers or groups */
+#define CHURN_ERR_TOO_MANY 3      /* a partition of more than 2^31 - 1 rows */
 #define CHURN_ERR_BAD_CODE 4      /* a dense code outside [0, n_codes) */
 
 #endif

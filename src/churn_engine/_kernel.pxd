@@ -19,7 +19,6 @@ cdef extern from "churn_sort.h":
         int32_t day
         int64_t amount
     void churn_sort_rows(churn_row *rows, int64_t n) nogil
-    void churn_sort_by_key(churn_row *rows, churn_row *scratch, int64_t n) nogil
     double churn_select_double(double *values, int64_t n, int64_t k) nogil
     int64_t churn_select_int64(int64_t *values, int64_t n, int64_t k) nogil
     double churn_median_double(double *values, int64_t n) nogil

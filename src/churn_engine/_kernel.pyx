@@ -78,7 +78,10 @@ def _check(int rc, str stage):
             reason="amount_overflow",
         )
     if rc == CHURN_ERR_TOO_MANY:
-        raise KernelError(f"churn-engine kernel ({stage}): more than 2^31 - 1 customers")
+        raise KernelError(
+            f"churn-engine kernel ({stage}): more than 2^31 - 1 rows in one key range; "
+            "score the log in parts"
+        )
     if rc == CHURN_ERR_BAD_CODE:
         raise KernelError(f"churn-engine kernel ({stage}): customer code out of range")
     raise KernelError(f"churn-engine kernel ({stage}): failed with status {rc}")
