@@ -11,6 +11,17 @@ static inline uint64_t flip(int64_t key) {
     return (uint64_t)key ^ 0x8000000000000000ULL;
 }
 
+/* The key bits that are not the same in every row. */
+static uint64_t varying_bits(const churn_row *rows, int64_t n) {
+    uint64_t all_or = 0, all_and = ~(uint64_t)0;
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t k = flip(rows[i].key);
+        all_or |= k;
+        all_and &= k;
+    }
+    return all_or ^ all_and;
+}
+
 static void insertion_sort_by_key(churn_row *rows, int64_t n) {
     for (int64_t i = 1; i < n; i++) {
         churn_row x = rows[i];
@@ -33,13 +44,7 @@ void churn_sort_by_key(churn_row *rows, churn_row *scratch, int64_t n) {
         insertion_sort_by_key(rows, n);
         return;
     }
-    uint64_t all_or = 0, all_and = ~(uint64_t)0;
-    for (int64_t i = 0; i < n; i++) {
-        uint64_t k = flip(rows[i].key);
-        all_or |= k;
-        all_and &= k;
-    }
-    uint64_t varying = all_or ^ all_and;
+    uint64_t varying = varying_bits(rows, n);
     if (varying == 0) return; /* one key */
     int top = 63;
     while (!((varying >> top) & 1)) top--;
@@ -61,13 +66,7 @@ void churn_sort_by_key(churn_row *rows, churn_row *scratch, int64_t n) {
 }
 
 static void lsd_sort_by_key(churn_row *rows, churn_row *scratch, int64_t n) {
-    uint64_t all_or = 0, all_and = ~(uint64_t)0;
-    for (int64_t i = 0; i < n; i++) {
-        uint64_t k = flip(rows[i].key);
-        all_or |= k;
-        all_and &= k;
-    }
-    uint64_t varying = all_or ^ all_and;
+    uint64_t varying = varying_bits(rows, n);
     churn_row *src = rows, *dst = scratch;
     enum { DIGIT_BITS = 11, DIGITS = 1 << DIGIT_BITS, MASK = DIGITS - 1 };
     int64_t count[DIGITS];
