@@ -433,7 +433,8 @@ def _dictionary(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Array, np.
     else:
         dictionary = pa.array([], type=column.type)
     indices = pa.chunked_array([c.indices for c in encoded.chunks], type=pa.int32())
-    order = pc.sort_indices(dictionary).to_numpy()
+    # Polars sorts strings (by their UTF-8 bytes) several times faster than pyarrow
+    order = pl.Series(dictionary).arg_sort().to_numpy()
     rank = np.empty(len(dictionary), dtype=np.int32)
     rank[order] = np.arange(len(dictionary), dtype=np.int32)
     return indices, dictionary.take(pa.array(order)), rank
