@@ -1,0 +1,119 @@
+"""pytest-benchmark suite: the compiled stages of churn-engine, one by one.
+
+The inputs of every stage are prepared once per module by the engine
+itself: one ``Scorer().run`` on a generated log of ``CHURN_BENCH_CUSTOMERS``
+customers (default 200_000, int64 ids) with the kernel functions wrapped so
+that each call's arguments are recorded (copied before the call). Each
+benchmark then replays one stage's recorded calls, so it times exactly what
+``Scorer.run`` asks of the kernel. A stage that ``Scorer.run`` no longer
+calls fails the benchmark, so the list below stays true.
+
+There are no timing assertions; with ``--benchmark-disable`` every
+benchmark runs once, as a smoke test::
+
+    PYTHONPATH=src python -m pytest benches/test_bench_kernel.py
+    CHURN_BENCH_CUSTOMERS=2000 python -m pytest benches --benchmark-disable
+
+Stages that may sort their input in place (``group_statistics``) get a
+fresh copy of their arguments per round, outside the timed call.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import churn_engine
+from churn_engine import _kernel
+from churn_engine._generate import generate_log
+
+CUSTOMERS = int(os.environ.get("CHURN_BENCH_CUSTOMERS", "200000"))
+ROUNDS = 5
+STAGES = (
+    "group_rows",
+    "group_statistics",
+    "category_priors",
+    "cycle_status",
+    "quantile_cuts",
+    "rfm_scores",
+)
+IN_PLACE = {"group_statistics"}
+
+Call = tuple[tuple[Any, ...], dict[str, Any]]
+
+
+class Recorded:
+    """The kernel calls of one ``Scorer().run``, by stage."""
+
+    def __init__(self, customers: int) -> None:
+        log = generate_log(customers, seed=7)
+        self.rows = log.height
+        self.calls: dict[str, list[Call]] = {name: [] for name in STAGES}
+        originals: dict[str, Callable[..., Any]] = {}
+        for name in STAGES:
+            func = getattr(_kernel, name, None)
+            if func is None:
+                continue
+            originals[name] = func
+            setattr(_kernel, name, self._recorder(name, func))
+        try:
+            result = churn_engine.Scorer().run(log)
+        finally:
+            for name, func in originals.items():
+                setattr(_kernel, name, func)
+        self.groups = result.customers.height
+        self.functions = originals
+
+    def _recorder(self, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+        def record(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name].append((copy.deepcopy(args), copy.deepcopy(kwargs)))
+            return func(*args, **kwargs)
+
+        return record
+
+    def replay(self, name: str) -> Callable[[], list[Any]]:
+        func = self.functions[name]
+        calls = self.calls[name]
+
+        def run() -> list[Any]:
+            return [func(*args, **kwargs) for args, kwargs in calls]
+
+        return run
+
+    def replay_fresh(self, name: str) -> Callable[[list[Call]], list[Any]]:
+        func = self.functions[name]
+
+        def run(calls: list[Call]) -> list[Any]:
+            return [func(*args, **kwargs) for args, kwargs in calls]
+
+        return run
+
+
+@pytest.fixture(scope="module")
+def recorded() -> Recorded:
+    return Recorded(CUSTOMERS)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage(benchmark: Any, recorded: Recorded, stage: str) -> None:
+    if stage not in recorded.functions or not recorded.calls[stage]:
+        pytest.fail(f"Scorer.run does not call the kernel's {stage}: update STAGES")
+    benchmark.extra_info["customers"] = CUSTOMERS
+    benchmark.extra_info["rows"] = recorded.rows
+    benchmark.extra_info["groups"] = recorded.groups
+    benchmark.extra_info["calls"] = len(recorded.calls[stage])
+    if stage in IN_PLACE:
+        calls = recorded.calls[stage]
+        results = benchmark.pedantic(
+            recorded.replay_fresh(stage),
+            setup=lambda: ((copy.deepcopy(calls),), {}),
+            rounds=ROUNDS,
+        )
+    else:
+        results = benchmark(recorded.replay(stage))
+    assert len(results) == len(recorded.calls[stage])
+    assert all(r is not None for r in results)
