@@ -34,6 +34,7 @@ import sys
 import traceback
 
 import atheris
+from draw import Draw as BaseDraw  # the harnesses run as scripts: their folder is on sys.path
 
 with atheris.instrument_imports(include=["churn_engine"]):
     import numpy as np
@@ -57,20 +58,8 @@ _FLOAT_AMOUNTS = (0.0, -0.0, 0.1, -0.1, 5e-324, -5e-324, 1e308, -1e308, 1.797693
                   -1.7976931348623157e308, 2.0**53, 1e-300, 19.99, -19.99)  # fmt: skip
 
 
-class Draw:
-    """Convenience wrapper around atheris.FuzzedDataProvider."""
-
-    def __init__(self, data: bytes) -> None:
-        self.fdp = atheris.FuzzedDataProvider(data)
-
-    def int(self, lo: int, hi: int) -> int:
-        return self.fdp.ConsumeIntInRange(lo, hi)
-
-    def bool(self) -> bool:
-        return self.fdp.ConsumeBool()
-
-    def pick(self, seq):  # type: ignore[no-untyped-def]
-        return seq[self.fdp.ConsumeIntInRange(0, len(seq) - 1)]
+class Draw(BaseDraw):
+    """The draws this harness needs beyond the shared ones."""
 
     def i64(self) -> int:
         return self.fdp.ConsumeIntInRange(INT64_MIN, INT64_MAX)

@@ -31,6 +31,7 @@ import sys
 import tempfile
 
 import atheris
+from draw import Draw as BaseDraw  # the harnesses run as scripts: their folder is on sys.path
 
 with atheris.instrument_imports(include=["churn_engine"]):
     import polars as pl
@@ -64,18 +65,8 @@ _INT_TYPES = (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint
               pa.uint32(), pa.uint64())  # fmt: skip
 
 
-class Draw:
-    def __init__(self, data: bytes) -> None:
-        self.fdp = atheris.FuzzedDataProvider(data)
-
-    def int(self, lo: int, hi: int) -> int:
-        return self.fdp.ConsumeIntInRange(lo, hi)
-
-    def bool(self) -> bool:
-        return self.fdp.ConsumeBool()
-
-    def pick(self, seq):  # type: ignore[no-untyped-def]
-        return seq[self.fdp.ConsumeIntInRange(0, len(seq) - 1)]
+class Draw(BaseDraw):
+    """The draws this harness needs beyond the shared ones."""
 
     def bytes(self, n: int) -> bytes:
         return self.fdp.ConsumeBytes(n)
