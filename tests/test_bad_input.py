@@ -136,9 +136,7 @@ def test_integer_ts_needs_ts_unit():
     ]
 
 
-@pytest.mark.parametrize(
-    ("unit", "scale"), [("s", 1), ("ms", 10**3), ("us", 10**6), ("ns", 10**9)]
-)
+@pytest.mark.parametrize(("unit", "scale"), [("s", 1), ("ms", 10**3), ("us", 10**6), ("ns", 10**9)])
 def test_integer_epochs_in_every_unit(unit, scale):
     # 2024-01-01T23:30:00Z: still Jan 1 in UTC, Jan 2 in Berlin
     epoch = 1_704_151_800 * scale

@@ -56,3 +56,9 @@ def rfm_scores(
     m_cuts: npt.NDArray[np.float64],
     threads: int,
 ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int8], npt.NDArray[np.int8]]: ...
+def occasions(
+    grouped: Grouped,
+    occasion_offsets: npt.NDArray[np.int64],
+    integer_amounts: bool,
+    threads: int,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float64]]: ...

@@ -553,6 +553,89 @@ cdef void _fill_pointers(GroupStats *out, dict arrays, bint integer_amounts,
 
 
 # --------------------------------------------------------------------------
+# occasions: each group's purchase days, for analyses beyond the score
+# --------------------------------------------------------------------------
+
+def occasions(grouped, const int64_t[::1] occasion_offsets, bint integer_amounts,
+              int threads):
+    """Every group's purchase occasions, in the group order of :func:`group_statistics`.
+
+    ``occasion_offsets`` is ``[0, cumsum(n_orders)]`` of that order. Returns
+    ``(day, amount)``: the occasion days (ascending within a group) and the
+    sum of the purchase amounts (refunds excluded) of each occasion, summed in
+    the kernel's fixed row order. Call after :func:`group_statistics`, which
+    leaves every customer's rows sorted.
+    """
+    cdef int64_t[::1] rows_words = grouped.rows
+    cdef const int64_t[::1] part_offsets = grouped.part_offsets
+    cdef const int64_t[::1] part_groups = grouped.groups
+    cdef int64_t n_parts = part_offsets.shape[0] - 1
+    cdef churn_row *rows = <churn_row *>&rows_words[0] if rows_words.shape[0] else NULL
+    cdef int64_t n_groups = occasion_offsets.shape[0] - 1
+    cdef int64_t n_occasions = occasion_offsets[n_groups]
+    starts_arr = np.zeros(n_parts + 1, dtype=np.int64)
+    cdef int64_t[::1] group_start = starts_arr
+    day_arr = np.empty(n_occasions, dtype=np.int32)
+    amount_arr = np.zeros(n_occasions, dtype=np.float64)
+    cdef int32_t[::1] day = day_arr
+    cdef double[::1] amount = amount_arr
+    cdef int32_t[::1] error = np.zeros(1, dtype=np.int32)
+    cdef int64_t p
+    with nogil:
+        for p in range(n_parts):
+            group_start[p + 1] = group_start[p] + part_groups[p]
+    if group_start[n_parts] != n_groups:
+        raise ValueError("occasion_offsets does not match the grouped rows")
+    if n_occasions == 0:
+        return day_arr, amount_arr
+    with nogil:
+        for p in prange(n_parts, schedule="dynamic", num_threads=threads):
+            if part_offsets[p + 1] > part_offsets[p]:
+                if _partition_occasions(&day[0], &amount[0], &occasion_offsets[0],
+                                        group_start[p], rows + part_offsets[p],
+                                        part_offsets[p + 1] - part_offsets[p],
+                                        integer_amounts) != CHURN_OK:
+                    error[0] = CHURN_ERR_BAD_CODE
+    _check(error[0], "occasions")
+    return day_arr, amount_arr
+
+
+cdef int _partition_occasions(int32_t *out_day, double *out_amount,
+                              const int64_t *occasion_offsets, int64_t first_group,
+                              const churn_row *rows, int64_t n,
+                              bint integer_amounts) noexcept nogil:
+    """Same walk as _customer_stats: groups are (key, cat) runs with a purchase."""
+    cdef int64_t i = 0, j, g = first_group, pos = 0, end = 0, count
+    cdef int64_t bits
+    cdef int32_t prev_day = 0
+    while i < n:
+        j = i
+        count = 0
+        while j < n and rows[j].key == rows[i].key and rows[j].cat == rows[i].cat:
+            bits = rows[j].amount
+            if _is_purchase(bits, integer_amounts):
+                if count == 0:
+                    pos = occasion_offsets[g]
+                    end = occasion_offsets[g + 1]
+                if count == 0 or rows[j].day != prev_day:
+                    if pos + count >= end:
+                        return CHURN_ERR_BAD_CODE
+                    prev_day = rows[j].day
+                    out_day[pos + count] = prev_day
+                    count += 1
+                out_amount[pos + count - 1] += (
+                    <double>bits if integer_amounts else _as_double(bits)
+                )
+            j += 1
+        if count > 0:
+            if pos + count != end:
+                return CHURN_ERR_BAD_CODE
+            g += 1
+        i = j
+    return CHURN_OK
+
+
+# --------------------------------------------------------------------------
 # stage 4: priors, cycles and status
 # --------------------------------------------------------------------------
 

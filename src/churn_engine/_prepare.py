@@ -341,9 +341,7 @@ def _prepare(
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
         message = f"cannot read the input: {_first_line(exc)}"
         raise DataError(message, reason="unreadable_input") from exc
-    return _split(
-        frame, lf, config, as_of, as_of_local, id_kind, integer_amounts, types, malformed
-    )
+    return _split(frame, lf, config, as_of, as_of_local, id_kind, integer_amounts, types, malformed)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -450,9 +448,7 @@ def _same_array(a: pa.Array, b: pa.Array) -> bool:
 def _to_segments(
     prepared: Prepared, frame: pl.DataFrame, config: ScoreConfig, types: dict[str, pl.DataType]
 ) -> None:
-    table = frame.select(
-        [c for c in (_ID, _DAY, _AMOUNT, _CAT) if c in frame.columns]
-    ).to_arrow()
+    table = frame.select([c for c in (_ID, _DAY, _AMOUNT, _CAT) if c in frame.columns]).to_arrow()
     if prepared.id_kind == "string":
         indices, dictionary, rank = _dictionary(table.column(_ID))
         table = table.set_column(0, _ID, indices)
@@ -552,10 +548,9 @@ def _example_row(lf: pl.LazyFrame, config: ScoreConfig, row: int) -> dict[str, A
 
 def _rejects_table(lf: pl.LazyFrame, config: ScoreConfig, reasons: pl.Series) -> pl.DataFrame:
     names = pl.Series([REJECT_REASONS.get(i, ("", ""))[0] for i in range(11)])
-    bad = pl.DataFrame({"row": pl.int_range(len(reasons), eager=True, dtype=pl.Int64),
-                        "code": reasons}).filter(
-        pl.col("code") != 0
-    )
+    bad = pl.DataFrame(
+        {"row": pl.int_range(len(reasons), eager=True, dtype=pl.Int64), "code": reasons}
+    ).filter(pl.col("code") != 0)
     original = (
         lf.select(_needed(config))
         .with_row_index("row")
@@ -563,6 +558,8 @@ def _rejects_table(lf: pl.LazyFrame, config: ScoreConfig, reasons: pl.Series) ->
         .join(bad.lazy(), on="row", how="inner")
         .collect()
     )
-    return original.with_columns(
-        reason=names.gather(original.get_column("code").cast(pl.Int64))
-    ).drop("code").sort("row")
+    return (
+        original.with_columns(reason=names.gather(original.get_column("code").cast(pl.Int64)))
+        .drop("code")
+        .sort("row")
+    )

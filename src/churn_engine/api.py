@@ -15,6 +15,7 @@ import polars as pl
 
 from . import _kernel
 from ._io import csv_path_of, open_source
+from ._occasions import group_prepared
 from ._prepare import Prepared, parse_as_of, prepare
 from ._schema import output_schema
 from ._stats import ScoreResult, ScoreStats
@@ -84,11 +85,7 @@ class Scorer:
             return self._result(prepared, _empty(prepared, config), None, 0, timings)
 
         with stage("group"):
-            grouped = _kernel.group_rows(
-                prepared.id_segments, prepared.id_rank_of_code, prepared.day_segments,
-                prepared.amount_bits, prepared.cat_segments, prepared.n_rows,
-                prepared.integer_amounts, threads,
-            )  # fmt: skip
+            grouped = group_prepared(prepared, threads)
         with stage("statistics"):
             groups = _kernel.group_statistics(grouped, prepared.integer_amounts, threads)
             no_purchase = grouped.no_purchase
@@ -120,9 +117,7 @@ class Scorer:
                 threads,
             )  # fmt: skip
         with stage("assemble"):
-            customers = _assemble(
-                prepared, config, groups, cycles, scores, categories, horizons
-            )
+            customers = _assemble(prepared, config, groups, cycles, scores, categories, horizons)
         return self._result(prepared, customers, cuts, no_purchase, timings)
 
     def _result(
@@ -143,7 +138,8 @@ class Scorer:
             customers_without_purchase=no_purchase,
             as_of=prepared.as_of,
             as_of_day=(
-                None if prepared.as_of_day is None
+                None
+                if prepared.as_of_day is None
                 else _EPOCH + dt.timedelta(days=prepared.as_of_day)
             ),
             timings=timings,

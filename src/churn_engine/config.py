@@ -88,9 +88,7 @@ class RfmCuts:
     @classmethod
     def from_dict(cls, data: Mapping[str, Sequence[float]]) -> RfmCuts:
         try:
-            return cls(
-                tuple(data["recency"]), tuple(data["frequency"]), tuple(data["monetary"])
-            )
+            return cls(tuple(data["recency"]), tuple(data["frequency"]), tuple(data["monetary"]))
         except KeyError as exc:
             raise ConfigError(f"RfmCuts.from_dict: missing key {exc}") from None
 
@@ -215,9 +213,7 @@ class ScoreConfig:
         at_risk = _check_positive("at_risk_cycles", self.at_risk_cycles)
         churn = _check_positive("churn_cycles", self.churn_cycles)
         if at_risk > churn:
-            raise ConfigError(
-                f"at_risk_cycles ({at_risk}) must not exceed churn_cycles ({churn})"
-            )
+            raise ConfigError(f"at_risk_cycles ({at_risk}) must not exceed churn_cycles ({churn})")
         object.__setattr__(self, "at_risk_cycles", at_risk)
         object.__setattr__(self, "churn_cycles", churn)
         object.__setattr__(self, "horizon_days", _check_days("horizon_days", self.horizon_days))
