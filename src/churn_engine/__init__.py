@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._backtest import BacktestResult, Calibration, backtest, calibrate
 from ._stats import ScoreResult, ScoreStats
 from .api import Scorer, score
 from .config import DEFAULT_SEGMENT_MAP, RfmCuts, ScoreConfig
@@ -11,6 +12,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_SEGMENT_MAP",
+    "BacktestResult",
+    "Calibration",
     "ChurnEngineError",
     "ConfigError",
     "DataError",
@@ -22,5 +25,7 @@ __all__ = [
     "ScoreStats",
     "Scorer",
     "__version__",
+    "backtest",
+    "calibrate",
     "score",
 ]

@@ -5,7 +5,9 @@ Subcommands:
 - ``score INPUT -o OUTPUT``: score a transaction log (Parquet, CSV or Arrow
   IPC) and write one row per customer;
 - ``generate --customers N -o FILE``: write a synthetic transaction log;
-- ``demo``: generate a sample, score it and print a summary.
+- ``demo``: generate a sample, score it and print a summary;
+- ``backtest INPUT --as-of DATE``: score as of a past day, check the status
+  against who came back in the following days, suggest cycle thresholds.
 
 Progress goes to stderr (one line per stage, or a single redrawn status line
 on a terminal), the summary to stdout; ``--quiet`` prints nothing but
@@ -33,6 +35,7 @@ from typing import Any, TextIO
 import polars as pl
 
 from . import __version__, api
+from ._backtest import backtest, calibrate
 from ._generate import generate_log
 from ._stats import ScoreResult
 from ._writers import FORMATS, check_destination, format_for, write_atomic, write_json_atomic
@@ -250,6 +253,16 @@ def _parse_date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not an ISO date: {text!r} (e.g. 2026-06-30)") from None
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text.replace("_", ""))
@@ -273,6 +286,7 @@ examples:
   {PROG} demo
   {PROG} generate --customers 1000000 -o transactions.parquet
   {PROG} score transactions.parquet -o scores.parquet --as-of 2026-06-30
+  {PROG} backtest transactions.parquet --as-of 2025-06-30 --horizon-days 365
 
 Run '{PROG} COMMAND --help' for the options of a command.
 exit codes: 0 ok, 1 bad data (schema, values, unreadable input), 2 bad usage
@@ -334,6 +348,36 @@ examples:
 """
 
 
+_BACKTEST_DESCRIPTION = """\
+Check the churn status against what customers did next. The log is scored
+with the rows up to --as-of only; each scored customer is then labelled
+"came back" when they have a purchase (a non-refund row) on one of the
+--horizon-days whole days after the as_of day. Prints, per status, per
+buyer type and per cycles_since_last bucket (0-0.5, 0.5-1, 1-1.5, 1.5-2,
+2-3, >=3 cycles), how many customers came back; the precision, recall and
+F1 of "churned" as a prediction of "did not come back"; and the smallest
+churn_cycles / at_risk_cycles whose repeat buyers did not come back with
+the target precision (calibration).
+
+INPUT is the whole log (Parquet, CSV or Arrow IPC), rows after --as-of
+included. A horizon that runs past the last day of the data is refused
+(the labels would be wrong) unless --allow-partial-horizon.
+"""
+
+_BACKTEST_EPILOG = f"""\
+examples:
+  {PROG} backtest transactions.parquet --as-of 2025-06-30
+  {PROG} backtest log.csv --as-of 2025-12-31 --horizon-days 90 --target-precision 0.95
+  {PROG} backtest log.parquet --as-of 2025-06-30 -o backtest.json
+  {PROG} backtest log.parquet --as-of 2025-06-30 -o labels.parquet --churn-cycles 2.5
+
+--horizon-days is the label window here; the status rule "churned after 365
+days without a purchase" is --rule-horizon-days. -o FILE.json writes the
+tables, metrics and calibration as JSON; -o FILE.parquet (.csv, .arrow)
+writes one row per scored customer: the scores plus returned and first_return.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``churn-engine`` and its subcommands."""
     parser = argparse.ArgumentParser(
@@ -363,53 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-of", type=parse_as_of, metavar="DATE",
         help="score as of this ISO date or datetime (default: the last day in the data)",
     )  # fmt: skip
-    columns = p.add_argument_group("columns")
-    for option, field, what in (
-        ("--customer-col", "customer_col", "customer id column"),
-        ("--ts-col", "ts_col", "timestamp column"),
-        ("--amount-col", "amount_col", "amount column (negative = refund)"),
-    ):
-        columns.add_argument(
-            option, default=_DEFAULTS[field], metavar="NAME",
-            help=f"{what} (default: {_DEFAULTS[field]})",
-        )  # fmt: skip
-    columns.add_argument(
-        "--category-col", metavar="NAME",
-        help="score per customer x category, with per-category priors (default: none)",
-    )  # fmt: skip
-    columns.add_argument(
-        "--tz", default=_DEFAULTS["tz"], metavar="ZONE",
-        help="time zone days are cut in; naive timestamps are taken to be in it "
-        f"(default: {_DEFAULTS['tz']})",
-    )  # fmt: skip
-    columns.add_argument(
-        "--ts-unit", choices=TS_UNITS,
-        help="unit of integer epoch timestamps (required for them)",
-    )  # fmt: skip
+    _add_column_options(p)
     rules = p.add_argument_group("rules")
-    rules.add_argument(
-        "--at-risk-cycles", type=float, default=_DEFAULTS["at_risk_cycles"], metavar="X",
-        help=f"at risk after X purchase cycles without a purchase "
-        f"(default: {_DEFAULTS['at_risk_cycles']})",
-    )  # fmt: skip
-    rules.add_argument(
-        "--churn-cycles", type=float, default=_DEFAULTS["churn_cycles"], metavar="X",
-        help=f"churned after X cycles (default: {_DEFAULTS['churn_cycles']})",
-    )  # fmt: skip
-    rules.add_argument(
-        "--horizon-days", type=int, default=_DEFAULTS["horizon_days"], metavar="DAYS",
-        help=f"churned after DAYS without a purchase, whatever the cycle "
-        f"(default: {_DEFAULTS['horizon_days']})",
-    )  # fmt: skip
-    rules.add_argument(
-        "--prior-weight", type=float, default=_DEFAULTS["prior_weight"], metavar="W",
-        help=f"weight of the prior cycle against a customer's own gaps "
-        f"(default: {_DEFAULTS['prior_weight']})",
-    )  # fmt: skip
-    rules.add_argument(
-        "--prior-days", type=float, metavar="DAYS",
-        help="fixed prior cycle (default: median mean gap of the repeat buyers)",
-    )  # fmt: skip
+    _add_cycle_rule_options(rules, "--horizon-days")
     rules.add_argument(
         "--rfm-bins", type=int, default=_DEFAULTS["rfm_bins"], metavar="N",
         help=f"RFM score levels, 2..9; segments need 5 (default: {_DEFAULTS['rfm_bins']})",
@@ -484,7 +484,115 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+    # backtest
+    p = commands.add_parser(
+        "backtest",
+        help="check the status against who came back; suggest cycle thresholds",
+        description=_BACKTEST_DESCRIPTION,
+        epilog=_BACKTEST_EPILOG,
+        formatter_class=_Formatter,
+    )
+    p.set_defaults(handler=_cmd_backtest)
+    p.add_argument("input", metavar="INPUT", help="transaction log: .parquet, .csv or .arrow")
+    p.add_argument(
+        "--as-of", type=parse_as_of, required=True, metavar="DATE",
+        help="score with the rows up to this ISO date (end of day) or datetime",
+    )  # fmt: skip
+    p.add_argument(
+        "--horizon-days", type=_positive_int, default=365, metavar="N",
+        help="label window: came back = a purchase in the N days after the as_of day "
+        "(default: 365)",
+    )  # fmt: skip
+    p.add_argument(
+        "--allow-partial-horizon", action="store_true",
+        help="accept a window that runs past the end of the data (returns after it are missed)",
+    )  # fmt: skip
+    p.add_argument(
+        "-o", "--output", metavar="FILE",
+        help=f"write the report (.json) or the labelled customers ({_EXTENSIONS})",
+    )  # fmt: skip
+    calibration = p.add_argument_group("calibration")
+    calibration.add_argument(
+        "--target-precision", type=_fraction, default=0.9, metavar="P",
+        help="suggest the smallest churn_cycles whose repeat buyers did not come back "
+        "with at least this precision (default: 0.9)",
+    )  # fmt: skip
+    calibration.add_argument(
+        "--at-risk-precision", type=_fraction, default=0.75, metavar="P",
+        help="the same for at_risk_cycles (default: 0.75)",
+    )  # fmt: skip
+    calibration.add_argument(
+        "--min-customers", type=_positive_int, default=100, metavar="N",
+        help="a threshold must flag at least N repeat buyers (default: 100)",
+    )  # fmt: skip
+    _add_column_options(p)
+    rules = p.add_argument_group("rules (the status being tested)")
+    _add_cycle_rule_options(rules, "--rule-horizon-days")
+    run = p.add_argument_group("run")
+    run.add_argument(
+        "--on-error", choices=("raise", "quarantine"), default="raise",
+        help="stop at the first bad row, or leave bad rows out and count them (default: raise)",
+    )  # fmt: skip
+    run.add_argument("--threads", type=int, metavar="N", help="worker threads (default: all cores)")
+    run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return parser
+
+
+def _add_column_options(p: argparse.ArgumentParser) -> None:
+    """Input columns, time zone and epoch unit (shared by score and backtest)."""
+    columns = p.add_argument_group("columns")
+    for option, field, what in (
+        ("--customer-col", "customer_col", "customer id column"),
+        ("--ts-col", "ts_col", "timestamp column"),
+        ("--amount-col", "amount_col", "amount column (negative = refund)"),
+    ):
+        columns.add_argument(
+            option, default=_DEFAULTS[field], metavar="NAME",
+            help=f"{what} (default: {_DEFAULTS[field]})",
+        )  # fmt: skip
+    columns.add_argument(
+        "--category-col", metavar="NAME",
+        help="score per customer x category, with per-category priors (default: none)",
+    )  # fmt: skip
+    columns.add_argument(
+        "--tz", default=_DEFAULTS["tz"], metavar="ZONE",
+        help="time zone days are cut in; naive timestamps are taken to be in it "
+        f"(default: {_DEFAULTS['tz']})",
+    )  # fmt: skip
+    columns.add_argument(
+        "--ts-unit", choices=TS_UNITS,
+        help="unit of integer epoch timestamps (required for them)",
+    )  # fmt: skip
+
+
+def _add_cycle_rule_options(rules: Any, horizon_option: str) -> None:
+    """The status rule options; the no-purchase horizon is ``horizon_option``
+    (``--rule-horizon-days`` for backtest, where --horizon-days is the label window)."""
+    rules.add_argument(
+        "--at-risk-cycles", type=float, default=_DEFAULTS["at_risk_cycles"], metavar="X",
+        help=f"at risk after X purchase cycles without a purchase "
+        f"(default: {_DEFAULTS['at_risk_cycles']})",
+    )  # fmt: skip
+    rules.add_argument(
+        "--churn-cycles", type=float, default=_DEFAULTS["churn_cycles"], metavar="X",
+        help=f"churned after X cycles (default: {_DEFAULTS['churn_cycles']})",
+    )  # fmt: skip
+    rules.add_argument(
+        horizon_option, type=int, default=_DEFAULTS["horizon_days"], metavar="DAYS",
+        dest="rule_horizon_days",
+        help=f"churned after DAYS without a purchase, whatever the cycle "
+        f"(default: {_DEFAULTS['horizon_days']})",
+    )  # fmt: skip
+    rules.add_argument(
+        "--prior-weight", type=float, default=_DEFAULTS["prior_weight"], metavar="W",
+        help=f"weight of the prior cycle against a customer's own gaps "
+        f"(default: {_DEFAULTS['prior_weight']})",
+    )  # fmt: skip
+    rules.add_argument(
+        "--prior-days", type=float, metavar="DAYS",
+        help="fixed prior cycle (default: median mean gap of the repeat buyers)",
+    )  # fmt: skip
 
 
 # -- commands ----------------------------------------------------------------
@@ -535,7 +643,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         ts_unit=args.ts_unit,
         at_risk_cycles=args.at_risk_cycles,
         churn_cycles=args.churn_cycles,
-        horizon_days=args.horizon_days,
+        horizon_days=args.rule_horizon_days,
         prior_weight=args.prior_weight,
         prior_days=args.prior_days,
         rfm_bins=args.rfm_bins,
@@ -605,6 +713,91 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     snippet = f"import polars as pl; print(pl.read_parquet({str(scores_path)!r}))"
     print(f'look at them: python -c "{snippet}"')
     return 0
+
+
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    output = pathlib.Path(args.output) if args.output is not None else None
+    if output is not None:
+        if output.suffix.lower() != ".json":
+            format_for(output)
+        check_destination(output)
+    if args.at_risk_precision > args.target_precision:
+        raise ConfigError(
+            f"--at-risk-precision ({args.at_risk_precision}) must not exceed "
+            f"--target-precision ({args.target_precision})"
+        )
+    try:
+        config = _config(
+            customer_col=args.customer_col,
+            ts_col=args.ts_col,
+            amount_col=args.amount_col,
+            category_col=args.category_col,
+            tz=args.tz,
+            ts_unit=args.ts_unit,
+            at_risk_cycles=args.at_risk_cycles,
+            churn_cycles=args.churn_cycles,
+            horizon_days=args.rule_horizon_days,
+            prior_weight=args.prior_weight,
+            prior_days=args.prior_days,
+            on_error=args.on_error,
+            threads=args.threads,
+        )
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("--horizon-days", "--rule-horizon-days")) from None
+    source = _check_input(args.input)
+    if output is not None and _same_path(source, output):
+        raise ConfigError("--output would overwrite INPUT; choose another file")
+
+    start = time.perf_counter()
+    with Progress(enabled=not args.quiet) as progress:
+        try:
+            result = backtest(
+                source, as_of=args.as_of, horizon_days=args.horizon_days,
+                allow_partial_horizon=args.allow_partial_horizon, config=config,
+                progress=progress,
+            )  # fmt: skip
+        except ConfigError as exc:
+            raise ConfigError(_BACKTEST_NAMES.sub(_option_name, str(exc))) from None
+        progress("calibrate")
+        calibration = calibrate(
+            result, target_precision=args.target_precision,
+            at_risk_precision=args.at_risk_precision, min_customers=args.min_customers,
+        )  # fmt: skip
+        if output is not None:
+            progress("write")
+            if output.suffix.lower() == ".json":
+                write_json_atomic(
+                    {**result.to_dict(), "calibration": calibration.to_dict()}, output
+                )
+            else:
+                write_atomic(result.customers, output)
+    elapsed = time.perf_counter() - start
+
+    if result.stats.rows_rejected:
+        _warn(f"{result.stats.rows_rejected:,} rejected rows left out")
+    if not args.quiet:
+        print(result.summary())
+        print()
+        print(calibration.summary())
+        print()
+        print(f"time {elapsed:.2f} s")
+        if output is not None:
+            what = (
+                "report"
+                if output.suffix.lower() == ".json"
+                else (f"{result.customers.height:,} rows")
+            )
+            print(f"wrote {what} to {output}")
+    return 0
+
+
+# Backtest keywords named in its errors -> the command-line options.
+_BACKTEST_NAMES = re.compile(r"\b(?:allow_partial_horizon=True|horizon_days|as_of)\b")
+
+
+def _option_name(match: re.Match[str]) -> str:
+    name = match.group(0).removesuffix("=True")
+    return "--" + name.replace("_", "-")
 
 
 # -- helpers -----------------------------------------------------------------
@@ -698,7 +891,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit_code(exc.code)
     if args.command is None:
         parser.print_help(sys.stderr)
-        _error("choose a command: score, generate or demo")
+        _error("choose a command: score, generate, demo or backtest")
         return 2
     try:
         return int(args.handler(args))
