@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from ._migration import Migration, migration
 from ._stats import ScoreResult, ScoreStats
+from .actions import Action, ActionTable
 from .api import Scorer, score
 from .config import DEFAULT_SEGMENT_MAP, RfmCuts, ScoreConfig
 from .errors import ChurnEngineError, ConfigError, DataError, KernelError, SchemaError
@@ -11,10 +13,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_SEGMENT_MAP",
+    "Action",
+    "ActionTable",
     "ChurnEngineError",
     "ConfigError",
     "DataError",
     "KernelError",
+    "Migration",
     "RfmCuts",
     "SchemaError",
     "ScoreConfig",
@@ -22,5 +27,6 @@ __all__ = [
     "ScoreStats",
     "Scorer",
     "__version__",
+    "migration",
     "score",
 ]
