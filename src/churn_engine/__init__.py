@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from ._backtest import BacktestResult, Calibration, backtest, calibrate
+from ._migration import Migration, migration
 from ._stats import ScoreResult, ScoreStats
+from .actions import Action, ActionTable
 from .api import Scorer, score
 from .config import DEFAULT_SEGMENT_MAP, RfmCuts, ScoreConfig
 from .errors import ChurnEngineError, ConfigError, DataError, KernelError, SchemaError
@@ -12,12 +14,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_SEGMENT_MAP",
+    "Action",
+    "ActionTable",
     "BacktestResult",
     "Calibration",
     "ChurnEngineError",
     "ConfigError",
     "DataError",
     "KernelError",
+    "Migration",
     "RfmCuts",
     "SchemaError",
     "ScoreConfig",
@@ -27,5 +32,6 @@ __all__ = [
     "__version__",
     "backtest",
     "calibrate",
+    "migration",
     "score",
 ]

@@ -33,10 +33,11 @@ from typing import Any
 import polars as pl
 
 from ._schema import output_schema
+from .actions import ActionTable
 from .config import RfmCuts, ScoreConfig
 from .errors import DataError, SchemaError
 
-__all__ = ["ReferenceResult", "reference_score"]
+__all__ = ["ReferenceResult", "reference_actions", "reference_score"]
 
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _EPOCH_NAIVE = dt.datetime(1970, 1, 1)
@@ -437,3 +438,38 @@ def reference_score(
         customers_without_purchase=customers_without_purchase,
         as_of_day=as_of_day,
     )
+
+
+def reference_actions(customers: pl.DataFrame, table: ActionTable) -> pl.DataFrame:
+    """``customers`` (a score) with ``action`` and ``action_reason`` appended.
+
+    Two joins: the status rule on (``buyer_type``, ``status``) and the
+    segment rule on ``segment`` (no match for a null segment); the segment
+    rule wins only with a strictly lower priority (docs/actions.md).
+    """
+    status_rules = pl.DataFrame(
+        [(b, s, a.key, a.priority) for (b, s), a in table.status.items()],
+        schema={"buyer_type": pl.String, "status": pl.String, "__status_key": pl.String,
+                "__status_priority": pl.Int64},
+        orient="row",
+    )  # fmt: skip
+    segment_rules = pl.DataFrame(
+        [(name, a.key, a.priority) for name, a in table.segment.items()],
+        schema={"segment": pl.String, "__segment_key": pl.String,
+                "__segment_priority": pl.Int64},
+        orient="row",
+    )  # fmt: skip
+    joined = customers.join(
+        status_rules, on=["buyer_type", "status"], how="left", maintain_order="left"
+    ).join(segment_rules, on="segment", how="left", maintain_order="left")
+    segment_wins = pl.col("__segment_priority").is_not_null() & (
+        pl.col("__segment_priority") < pl.col("__status_priority")
+    )
+    return joined.with_columns(
+        action=pl.when(segment_wins)
+        .then(pl.col("__segment_key"))
+        .otherwise(pl.col("__status_key")),
+        action_reason=pl.when(segment_wins)
+        .then(pl.concat_str(pl.lit("segment/"), pl.col("segment")))
+        .otherwise(pl.concat_str(pl.lit("status/"), "buyer_type", pl.lit("/"), "status")),
+    ).select(*customers.columns, "action", "action_reason")

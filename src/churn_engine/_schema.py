@@ -36,6 +36,12 @@ SCORE_COLUMNS: dict[str, pl.DataType] = {
 
 MONEY_COLUMNS = ("monetary_total", "refund_total")
 
+#: Added after ``segment`` when ``ScoreConfig.actions`` is set (docs/actions.md).
+ACTION_COLUMNS: dict[str, pl.DataType] = {
+    "action": pl.String(),
+    "action_reason": pl.String(),
+}
+
 
 def output_schema(
     customer_col: str,
@@ -43,12 +49,16 @@ def output_schema(
     category_col: str | None = None,
     category_dtype: pl.DataType | None = None,
     integer_amounts: bool = False,
+    actions: bool = False,
 ) -> dict[str, pl.DataType]:
-    """The full output schema for the given key columns and amount kind."""
+    """The full output schema for the given key columns and amount kind
+    (with the action columns when ``actions``)."""
     schema: dict[str, pl.DataType] = {customer_col: customer_dtype}
     if category_col is not None:
         assert category_dtype is not None
         schema[category_col] = category_dtype
     for name, dtype in SCORE_COLUMNS.items():
         schema[name] = pl.Int64() if integer_amounts and name in MONEY_COLUMNS else dtype
+    if actions:
+        schema.update(ACTION_COLUMNS)
     return schema

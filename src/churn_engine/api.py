@@ -19,7 +19,8 @@ from ._occasions import group_prepared
 from ._prepare import Prepared, parse_as_of, prepare
 from ._schema import output_schema
 from ._stats import ScoreResult, ScoreStats
-from .config import RfmCuts, ScoreConfig
+from .actions import ActionTable
+from .config import BUYER_TYPES, RfmCuts, ScoreConfig
 
 __all__ = ["Scorer", "score"]
 
@@ -159,6 +160,8 @@ def score(data: Any, *, as_of: AsOf = None, **options: Any) -> pl.DataFrame:
     Returns one row per customer (per customer x category with
     ``category_col``) in ascending ``customer_id`` order. Options are those of
     :class:`ScoreConfig`; use :class:`Scorer` for cut points, stats and rejects.
+    With ``actions=True`` (or a replacement table) the columns ``action`` and
+    ``action_reason`` follow ``segment`` (docs/actions.md).
     """
     return Scorer(ScoreConfig(**options)).run(data, as_of=as_of).customers
 
@@ -282,9 +285,39 @@ def _assemble(
         rfm_code=_lookup(codes, code_index, "rfm_code"),
         segment=_lookup([segment_of.get(c) for c in codes], code_index, "segment"),
     )
+    table = config.action_table()
+    if table is not None:
+        columns.update(_action_columns(table, n_orders, cycles["status"], code_index, codes,
+                                       segment_of))  # fmt: skip
     frame = pl.DataFrame(columns)
     schema = _schema_for(prepared, config)
     return frame.cast(schema)  # type: ignore[arg-type]
+
+
+def _action_columns(
+    table: ActionTable,
+    n_orders: np.ndarray,
+    status: np.ndarray,
+    code_index: np.ndarray,
+    codes: list[str],
+    segment_of: dict[str, str],
+) -> dict[str, pl.Series]:
+    """``action`` and ``action_reason``: the rule is chosen once per
+    (buyer type, status, RFM code) combination, then gathered per row."""
+    keys: list[str] = []
+    reasons: list[str] = []
+    for buyer_type in BUYER_TYPES:
+        for state in _kernel.STATUS_NAMES:
+            for code in codes:
+                action, reason = table.choose(buyer_type, state, segment_of.get(code))
+                keys.append(action.key)
+                reasons.append(reason)
+    repeat = (n_orders > 1).astype(np.int64)
+    combo = (repeat * len(_kernel.STATUS_NAMES) + status) * len(codes) + code_index
+    return {
+        "action": _lookup(keys, combo, "action"),
+        "action_reason": _lookup(reasons, combo, "action_reason"),
+    }
 
 
 def _schema_for(prepared: Prepared, config: ScoreConfig) -> dict[str, pl.DataType]:
@@ -294,6 +327,7 @@ def _schema_for(prepared: Prepared, config: ScoreConfig) -> dict[str, pl.DataTyp
         config.category_col,
         prepared.cat_dtype,
         prepared.integer_amounts,
+        actions=config.action_table() is not None,
     )
 
 

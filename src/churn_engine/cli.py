@@ -37,6 +37,7 @@ import polars as pl
 from . import __version__, api
 from ._backtest import backtest, calibrate
 from ._generate import generate_log
+from ._migration import migration
 from ._stats import ScoreResult
 from ._writers import FORMATS, check_destination, format_for, write_atomic, write_json_atomic
 from .config import BUYER_TYPES, STATUSES, TS_UNITS, RfmCuts, ScoreConfig
@@ -59,8 +60,9 @@ def format_summary(result: ScoreResult, elapsed: float) -> str:
 
     Rows read, accepted, rejected (by reason) and after ``as_of``; customers;
     ``as_of``; customers by status (count and share), the churn rate
-    (churned / scored customers), customers by buyer type and by segment
-    (most common first); the time taken.
+    (churned / scored customers), customers by buyer type, by segment and,
+    when the ``action`` column is there, by action (most common first); the
+    time taken.
 
     Shares are of the scored rows of ``result.customers`` (customer x
     category rows when scoring per category).
@@ -116,6 +118,13 @@ def format_summary(result: ScoreResult, elapsed: float) -> str:
         lines.append("segment")
         for segment, count in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0]))):
             add(f"  {_label(segment, none='(no segment)')}", count, share(count))
+    if "action" in frame.columns:
+        counts = _counts(frame, "action")
+        lines.append("action")
+        # keys can be longer than the 28-character labels: pad them all alike
+        width = max([26, *(len(_label(key)) + 2 for key in counts)])
+        for key, count in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0]))):
+            lines.append(f"  {_label(key):<{width}}{count:>12,}  {share(count)}")
 
     add("time", f"{elapsed:.2f} s")
     if stats.timings:
@@ -286,7 +295,9 @@ examples:
   {PROG} demo
   {PROG} generate --customers 1000000 -o transactions.parquet
   {PROG} score transactions.parquet -o scores.parquet --as-of 2026-06-30
+  {PROG} score transactions.parquet -o scores.parquet --actions
   {PROG} backtest transactions.parquet --as-of 2025-06-30 --horizon-days 365
+  {PROG} migration transactions.parquet --from 2026-03-31 --to 2026-06-30
 
 Run '{PROG} COMMAND --help' for the options of a command.
 exit codes: 0 ok, 1 bad data (schema, values, unreadable input), 2 bad usage
@@ -312,12 +323,39 @@ examples:
   {PROG} score log.parquet -o scores.parquet --on-error quarantine --rejects rejects.csv
   {PROG} score log.parquet -o june.parquet --cuts-out cuts.json
   {PROG} score log.parquet -o july.parquet --cuts-in cuts.json --as-of 2026-07-31
+  {PROG} score log.parquet -o scores.parquet --actions
+  {PROG} score log.parquet -o scores.parquet --actions my_actions.yaml
 
 Rows after --as-of are not used. A date means the end of that day; a
 datetime is taken as is. Bad rows stop the run with an error naming the
 column and an example row, unless --on-error quarantine (implied by
 --rejects) moves them to the rejects table. --cuts-out saves the RFM cut
 points as JSON; --cuts-in reuses them so scores stay comparable across runs.
+--actions adds the suggested action of each customer (and the rule that chose
+it) from the default action table, or from TABLE (docs/actions.md).
+"""
+
+_MIGRATION_DESCRIPTION = """\
+Score a transaction log as of two dates and show who moved where: the
+status matrix (new / active / at_risk / churned at --from, against active /
+at_risk / churned at --to), how many slipped from active to at risk or
+churned, how many came back (at_risk or churned, then active), and the
+largest moves between RFM segments. "new" are customers whose first purchase
+falls after --from.
+
+Both dates use the same column and rule options; RFM cut points are each
+date's own unless --cuts-in is given. With -o, one row per customer
+(status_from, status_to, segment_from, segment_to; action with --actions) is
+written to OUTPUT.
+"""
+
+_MIGRATION_EPILOG = f"""\
+examples:
+  {PROG} migration transactions.parquet --from 2026-03-31 --to 2026-06-30
+  {PROG} migration log.parquet --from 2026-01-31 --to 2026-02-28 -o moves.parquet --actions
+  {PROG} migration log.csv --from 2025-12-31 --to 2026-06-30 --category-col category
+
+A date means the end of that day; --from must be before --to.
 """
 
 _GENERATE_DESCRIPTION = """\
@@ -407,30 +445,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-of", type=parse_as_of, metavar="DATE",
         help="score as of this ISO date or datetime (default: the last day in the data)",
     )  # fmt: skip
+    _add_actions_option(p, "(action, action_reason columns)")
     _add_column_options(p)
-    rules = p.add_argument_group("rules")
-    _add_cycle_rule_options(rules, "--horizon-days")
-    rules.add_argument(
-        "--rfm-bins", type=int, default=_DEFAULTS["rfm_bins"], metavar="N",
-        help=f"RFM score levels, 2..9; segments need 5 (default: {_DEFAULTS['rfm_bins']})",
-    )  # fmt: skip
-    rules.add_argument(
-        "--cuts-in", metavar="JSON",
-        help="reuse RFM cut points saved by --cuts-out instead of computing them",
-    )  # fmt: skip
+    rules = _add_rule_options(p)
     rules.add_argument("--cuts-out", metavar="JSON", help="save the RFM cut points used as JSON")
-    run = p.add_argument_group("run")
-    run.add_argument(
-        "--on-error", choices=("raise", "quarantine"),
-        help="stop at the first bad row, or set bad rows aside "
-        "(default: raise; quarantine with --rejects)",
+    _add_run_options(p, rejects=True)
+
+    # migration
+    p = commands.add_parser(
+        "migration",
+        help="who moved between statuses and segments from one date to another",
+        description=_MIGRATION_DESCRIPTION,
+        epilog=_MIGRATION_EPILOG,
+        formatter_class=_Formatter,
+    )
+    p.set_defaults(handler=_cmd_migration)
+    p.add_argument("input", metavar="INPUT", help="transaction log: .parquet, .csv or .arrow")
+    p.add_argument(
+        "--from", dest="from_as_of", type=parse_as_of, required=True, metavar="DATE",
+        help="the first date (ISO date or datetime)",
     )  # fmt: skip
-    run.add_argument(
-        "--rejects", metavar="FILE",
-        help="write the rejected rows with their reason here (implies --on-error quarantine)",
+    p.add_argument(
+        "--to", dest="to_as_of", type=parse_as_of, required=True, metavar="DATE",
+        help="the second date, after --from",
     )  # fmt: skip
-    run.add_argument("--threads", type=int, metavar="N", help="worker threads (default: all cores)")
-    run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument(
+        "-o", "--output", metavar="OUTPUT",
+        help=f"write one row per customer here; format from the extension ({_EXTENSIONS})",
+    )  # fmt: skip
+    _add_actions_option(p, "at --to to each customer of OUTPUT")
+    _add_column_options(p)
+    _add_rule_options(p)
+    _add_run_options(p, rejects=False)
 
     # generate
     p = commands.add_parser(
@@ -566,6 +612,45 @@ def _add_column_options(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _add_rule_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The status and RFM rule options shared by score and migration."""
+    rules = p.add_argument_group("rules")
+    _add_cycle_rule_options(rules, "--horizon-days")
+    rules.add_argument(
+        "--rfm-bins", type=int, default=_DEFAULTS["rfm_bins"], metavar="N",
+        help=f"RFM score levels, 2..9; segments need 5 (default: {_DEFAULTS['rfm_bins']})",
+    )  # fmt: skip
+    rules.add_argument(
+        "--cuts-in", metavar="JSON",
+        help="reuse RFM cut points saved by --cuts-out instead of computing them",
+    )  # fmt: skip
+    return rules
+
+
+def _add_actions_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--actions", nargs="?", const=True, default=False, metavar="TABLE",
+        help=f"add the suggested action {what}; TABLE (.yaml, .yml or .json) replaces the "
+        "default action table (put it after INPUT, or write --actions=TABLE)",
+    )  # fmt: skip
+
+
+def _add_run_options(p: argparse.ArgumentParser, *, rejects: bool) -> None:
+    run = p.add_argument_group("run")
+    run.add_argument(
+        "--on-error", choices=("raise", "quarantine"),
+        help="stop at the first bad row, or set bad rows aside "
+        + ("(default: raise; quarantine with --rejects)" if rejects else "(default: raise)"),
+    )  # fmt: skip
+    if rejects:
+        run.add_argument(
+            "--rejects", metavar="FILE",
+            help="write the rejected rows with their reason here (implies --on-error quarantine)",
+        )  # fmt: skip
+    run.add_argument("--threads", type=int, metavar="N", help="worker threads (default: all cores)")
+    run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+
 def _add_cycle_rule_options(rules: Any, horizon_option: str) -> None:
     """The status rule options; the no-purchase horizon is ``horizon_option``
     (``--rule-horizon-days`` for backtest, where --horizon-days is the label window)."""
@@ -633,24 +718,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             raise ConfigError("--rejects and --output name the same file")
     if args.cuts_out is not None:
         check_destination(args.cuts_out)
-    cuts = _read_cuts(args.cuts_in) if args.cuts_in is not None else None
-    config = _config(
-        customer_col=args.customer_col,
-        ts_col=args.ts_col,
-        amount_col=args.amount_col,
-        category_col=args.category_col,
-        tz=args.tz,
-        ts_unit=args.ts_unit,
-        at_risk_cycles=args.at_risk_cycles,
-        churn_cycles=args.churn_cycles,
-        horizon_days=args.rule_horizon_days,
-        prior_weight=args.prior_weight,
-        prior_days=args.prior_days,
-        rfm_bins=args.rfm_bins,
-        cuts=cuts,
-        on_error=on_error or "raise",
-        threads=args.threads,
-    )
+    config = _score_config(args, on_error or "raise")
     source = _check_input(args.input)
     if _same_path(source, output):
         raise ConfigError("--output would overwrite INPUT; choose another file")
@@ -713,6 +781,59 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     snippet = f"import polars as pl; print(pl.read_parquet({str(scores_path)!r}))"
     print(f'look at them: python -c "{snippet}"')
     return 0
+
+
+def _cmd_migration(args: argparse.Namespace) -> int:
+    output = pathlib.Path(args.output) if args.output is not None else None
+    if output is not None:
+        format_for(output)
+        check_destination(output)
+    config = _score_config(args, args.on_error or "raise")
+    source = _check_input(args.input)
+    if output is not None and _same_path(source, output):
+        raise ConfigError("--output would overwrite INPUT; choose another file")
+
+    start = time.perf_counter()
+    with Progress(enabled=not args.quiet) as progress:
+        moves = migration(source, args.from_as_of, args.to_as_of, config=config,
+                          progress=progress)  # fmt: skip
+        if output is not None:
+            progress("write")
+            write_atomic(moves.customers, output)
+    elapsed = time.perf_counter() - start
+
+    rejected = moves.to_stats.rows_rejected
+    if rejected:
+        _warn(f"{rejected:,} rejected rows were not used")
+    if not args.quiet:
+        print(moves)
+        print(f"{'time':<28}{f'{elapsed:.2f} s':>12}")
+        if output is not None:
+            print(f"wrote {moves.customers.height:,} rows to {output}")
+    return 0
+
+
+def _score_config(args: argparse.Namespace, on_error: str) -> ScoreConfig:
+    """The ScoreConfig of the column, rule and run options of score/migration."""
+    cuts = _read_cuts(args.cuts_in) if args.cuts_in is not None else None
+    return _config(
+        customer_col=args.customer_col,
+        ts_col=args.ts_col,
+        amount_col=args.amount_col,
+        category_col=args.category_col,
+        tz=args.tz,
+        ts_unit=args.ts_unit,
+        at_risk_cycles=args.at_risk_cycles,
+        churn_cycles=args.churn_cycles,
+        horizon_days=args.rule_horizon_days,
+        prior_weight=args.prior_weight,
+        prior_days=args.prior_days,
+        rfm_bins=args.rfm_bins,
+        cuts=cuts,
+        actions=args.actions,
+        on_error=on_error,
+        threads=args.threads,
+    )
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
@@ -816,6 +937,7 @@ def _config(**options: Any) -> ScoreConfig:
 _OPTION_NAMES = re.compile(
     r"\b(?:at_risk_cycles|churn_cycles|horizon_days|prior_weight|prior_days|rfm_bins"
     r"|customer_col|ts_col|amount_col|category_col|ts_unit|on_error)\b"
+    r"|^actions\b"
 )
 
 
@@ -891,7 +1013,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit_code(exc.code)
     if args.command is None:
         parser.print_help(sys.stderr)
-        _error("choose a command: score, generate, demo or backtest")
+        _error("choose a command: score, backtest, migration, generate or demo")
         return 2
     try:
         return int(args.handler(args))

@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from .actions import ActionsOption, ActionTable
 from .errors import ConfigError
 
 __all__ = [
@@ -172,6 +173,12 @@ class ScoreConfig:
         Reuse cut points of an earlier run instead of computing them.
     segment_map : mapping, optional
         Segment name -> RFM codes; required for segments when ``rfm_bins != 5``.
+    actions : bool, ActionTable, mapping or path
+        Add the suggested ``action`` (and ``action_reason``) columns: ``True``
+        for the default table, or a replacement table (an ``ActionTable``, a
+        dict, or a ``.yaml``/``.yml``/``.json`` path), validated here against
+        the segment map in force (docs/actions.md). Stored as the resolved
+        ``ActionTable`` (``None`` when off).
     on_error : {"raise", "quarantine"}
         Raise on the first bad row, or move bad rows to ``ScoreResult.rejects``.
     threads : int, optional
@@ -194,6 +201,7 @@ class ScoreConfig:
     rfm_bins: int = 5
     cuts: RfmCuts | None = None
     segment_map: SegmentMap | None = None
+    actions: ActionsOption = False
     on_error: Literal["raise", "quarantine"] = "raise"
     threads: int | None = None
 
@@ -251,6 +259,7 @@ class ScoreConfig:
                 )
         if self.segment_map is not None:
             validate_segment_map(self.segment_map, self.rfm_bins)
+        object.__setattr__(self, "actions", self._resolve_actions())
         if self.on_error not in ("raise", "quarantine"):
             raise ConfigError(f"on_error must be 'raise' or 'quarantine', got {self.on_error!r}")
         if self.threads is not None and (
@@ -265,6 +274,30 @@ class ScoreConfig:
         if self.segment_map is not None:
             return self.segment_map
         return DEFAULT_SEGMENT_MAP if self.rfm_bins == 5 else None
+
+    def action_table(self) -> ActionTable | None:
+        """The validated action table, or None when actions are off."""
+        table = self.actions
+        return table if isinstance(table, ActionTable) else None
+
+    def _resolve_actions(self) -> ActionTable | None:
+        table = ActionTable.resolve(self.actions)
+        if table is None:
+            return None
+        segment_map = self.effective_segment_map()
+        if self.actions is True and segment_map is None:
+            # the default table's segment rules need the default segments
+            table = table.without_segments()
+        try:
+            table.check_segments([str(name) for name in segment_map or {}])
+        except ConfigError as exc:
+            if self.actions is not True:
+                raise
+            raise ConfigError(
+                f"{exc}; the default action table covers the default segments only: "
+                "with your own segment_map pass actions= a table for its segments"
+            ) from None
+        return table
 
     def horizon_for(self, category: Any = None) -> int:
         if self.category_horizon_days and category in self.category_horizon_days:
