@@ -22,7 +22,20 @@ from ._io import csv_path_of, open_source
 from ._prepare import Prepared, parse_as_of, prepare
 from .config import ScoreConfig
 
-__all__ = ["Occasions", "collect_occasions", "group_prepared"]
+__all__ = ["Occasions", "collect_occasions", "group_prepared", "kernel_threads"]
+
+
+#: below this many rows the compiled pass runs on one thread: starting (and,
+#: on a busy machine, waiting for) a thread team costs more than it saves
+PARALLEL_MIN_ROWS = 50_000
+
+
+def kernel_threads(config: ScoreConfig, n_rows: int) -> int:
+    """Threads for the compiled pass: the configured number, else all cores (0)
+    for large inputs and one thread for small ones."""
+    if config.threads is not None:
+        return config.threads
+    return 0 if n_rows >= PARALLEL_MIN_ROWS else 1
 
 
 def group_prepared(prepared: Prepared, threads: int) -> _kernel.Grouped:
@@ -74,8 +87,8 @@ class Occasions:
 
 def collect_occasions(data: Any, config: ScoreConfig, as_of: Any = None) -> Occasions:
     """Validate ``data`` like a score and return every group's occasions up to ``as_of``."""
-    threads = config.threads or 0
     prepared = prepare(open_source(data), config, parse_as_of(as_of), csv_path_of(data))
+    threads = kernel_threads(config, prepared.n_rows)
     if prepared.n_rows == 0:
         empty = _kernel_empty_groups(prepared.integer_amounts)
         return Occasions(prepared, empty, np.zeros(1, np.int64), np.empty(0, np.int32),

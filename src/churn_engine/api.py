@@ -15,7 +15,7 @@ import polars as pl
 
 from . import _kernel
 from ._io import csv_path_of, open_source
-from ._occasions import group_prepared
+from ._occasions import group_prepared, kernel_threads
 from ._prepare import Prepared, parse_as_of, prepare
 from ._schema import output_schema
 from ._stats import ScoreResult, ScoreStats
@@ -69,7 +69,6 @@ class Scorer:
         """
         config = self.config
         timings: dict[str, float] = {}
-        threads = config.threads or 0
 
         @contextmanager
         def stage(name: str) -> Iterator[None]:
@@ -85,6 +84,7 @@ class Scorer:
         if prepared.n_rows == 0:
             return self._result(prepared, _empty(prepared, config), None, 0, timings)
 
+        threads = kernel_threads(config, prepared.n_rows)
         with stage("group"):
             grouped = group_prepared(prepared, threads)
         with stage("statistics"):
