@@ -6,6 +6,7 @@ from ._stats import ScoreResult, ScoreStats
 from .api import Scorer, score
 from .config import DEFAULT_SEGMENT_MAP, RfmCuts, ScoreConfig
 from .errors import ChurnEngineError, ConfigError, DataError, KernelError, SchemaError
+from .report import ReportSection, render_report, report, report_sections
 
 __version__ = "0.1.0"
 
@@ -15,6 +16,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "KernelError",
+    "ReportSection",
     "RfmCuts",
     "SchemaError",
     "ScoreConfig",
@@ -22,5 +24,8 @@ __all__ = [
     "ScoreStats",
     "Scorer",
     "__version__",
+    "render_report",
+    "report",
+    "report_sections",
     "score",
 ]

@@ -4,6 +4,8 @@ Subcommands:
 
 - ``score INPUT -o OUTPUT``: score a transaction log (Parquet, CSV or Arrow
   IPC) and write one row per customer;
+- ``report INPUT -o REPORT.html``: score a log and write a self-contained
+  HTML report with charts;
 - ``generate --customers N -o FILE``: write a synthetic transaction log;
 - ``demo``: generate a sample, score it and print a summary.
 
@@ -38,6 +40,7 @@ from ._stats import ScoreResult
 from ._writers import FORMATS, check_destination, format_for, write_atomic, write_json_atomic
 from .config import BUYER_TYPES, STATUSES, TS_UNITS, RfmCuts, ScoreConfig
 from .errors import ChurnEngineError, ConfigError
+from .report import DEFAULT_TITLE, check_html_destination, report
 
 __all__ = ["build_parser", "format_summary", "main"]
 
@@ -273,6 +276,7 @@ examples:
   {PROG} demo
   {PROG} generate --customers 1000000 -o transactions.parquet
   {PROG} score transactions.parquet -o scores.parquet --as-of 2026-06-30
+  {PROG} report transactions.parquet -o report.html
 
 Run '{PROG} COMMAND --help' for the options of a command.
 exit codes: 0 ok, 1 bad data (schema, values, unreadable input), 2 bad usage
@@ -304,6 +308,25 @@ datetime is taken as is. Bad rows stop the run with an error naming the
 column and an example row, unless --on-error quarantine (implied by
 --rejects) moves them to the rejects table. --cuts-out saves the RFM cut
 points as JSON; --cuts-in reuses them so scores stay comparable across runs.
+"""
+
+_REPORT_DESCRIPTION = """\
+Score a transaction log and write one self-contained HTML file with the key
+numbers and charts: status mix by buyer type, RFM segment sizes and revenue,
+the distribution of purchase cycles and recency against cycle (plus the
+churn-rate curve, funnel, product classes and action table when those
+analyses are available). All styles and charts are inline (SVG): the file
+opens offline, in any browser, and can be mailed as it is.
+
+INPUT and the column and rule options are as for 'score'. The file is written
+atomically. docs/report.md describes every chart.
+"""
+
+_REPORT_EPILOG = f"""\
+examples:
+  {PROG} report transactions.parquet -o report.html
+  {PROG} report log.csv -o june.html --as-of 2026-06-30 --title "Shop A, June"
+  {PROG} report log.parquet -o report.html --category-col category
 """
 
 _GENERATE_DESCRIPTION = """\
@@ -363,74 +386,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-of", type=parse_as_of, metavar="DATE",
         help="score as of this ISO date or datetime (default: the last day in the data)",
     )  # fmt: skip
-    columns = p.add_argument_group("columns")
-    for option, field, what in (
-        ("--customer-col", "customer_col", "customer id column"),
-        ("--ts-col", "ts_col", "timestamp column"),
-        ("--amount-col", "amount_col", "amount column (negative = refund)"),
-    ):
-        columns.add_argument(
-            option, default=_DEFAULTS[field], metavar="NAME",
-            help=f"{what} (default: {_DEFAULTS[field]})",
-        )  # fmt: skip
-    columns.add_argument(
-        "--category-col", metavar="NAME",
-        help="score per customer x category, with per-category priors (default: none)",
-    )  # fmt: skip
-    columns.add_argument(
-        "--tz", default=_DEFAULTS["tz"], metavar="ZONE",
-        help="time zone days are cut in; naive timestamps are taken to be in it "
-        f"(default: {_DEFAULTS['tz']})",
-    )  # fmt: skip
-    columns.add_argument(
-        "--ts-unit", choices=TS_UNITS,
-        help="unit of integer epoch timestamps (required for them)",
-    )  # fmt: skip
-    rules = p.add_argument_group("rules")
-    rules.add_argument(
-        "--at-risk-cycles", type=float, default=_DEFAULTS["at_risk_cycles"], metavar="X",
-        help=f"at risk after X purchase cycles without a purchase "
-        f"(default: {_DEFAULTS['at_risk_cycles']})",
-    )  # fmt: skip
-    rules.add_argument(
-        "--churn-cycles", type=float, default=_DEFAULTS["churn_cycles"], metavar="X",
-        help=f"churned after X cycles (default: {_DEFAULTS['churn_cycles']})",
-    )  # fmt: skip
-    rules.add_argument(
-        "--horizon-days", type=int, default=_DEFAULTS["horizon_days"], metavar="DAYS",
-        help=f"churned after DAYS without a purchase, whatever the cycle "
-        f"(default: {_DEFAULTS['horizon_days']})",
-    )  # fmt: skip
-    rules.add_argument(
-        "--prior-weight", type=float, default=_DEFAULTS["prior_weight"], metavar="W",
-        help=f"weight of the prior cycle against a customer's own gaps "
-        f"(default: {_DEFAULTS['prior_weight']})",
-    )  # fmt: skip
-    rules.add_argument(
-        "--prior-days", type=float, metavar="DAYS",
-        help="fixed prior cycle (default: median mean gap of the repeat buyers)",
-    )  # fmt: skip
-    rules.add_argument(
-        "--rfm-bins", type=int, default=_DEFAULTS["rfm_bins"], metavar="N",
-        help=f"RFM score levels, 2..9; segments need 5 (default: {_DEFAULTS['rfm_bins']})",
-    )  # fmt: skip
-    rules.add_argument(
-        "--cuts-in", metavar="JSON",
-        help="reuse RFM cut points saved by --cuts-out instead of computing them",
-    )  # fmt: skip
+    _add_column_options(p)
+    rules = _add_rule_options(p)
     rules.add_argument("--cuts-out", metavar="JSON", help="save the RFM cut points used as JSON")
-    run = p.add_argument_group("run")
-    run.add_argument(
-        "--on-error", choices=("raise", "quarantine"),
-        help="stop at the first bad row, or set bad rows aside "
-        "(default: raise; quarantine with --rejects)",
+    _add_run_options(p, rejects=True)
+
+    # report
+    p = commands.add_parser(
+        "report",
+        help="write an HTML report with charts (self-contained, opens offline)",
+        description=_REPORT_DESCRIPTION,
+        epilog=_REPORT_EPILOG,
+        formatter_class=_Formatter,
+    )
+    p.set_defaults(handler=_cmd_report)
+    p.add_argument("input", metavar="INPUT", help="transaction log: .parquet, .csv or .arrow")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="REPORT",
+        help="the HTML file to write (.html)",
     )  # fmt: skip
-    run.add_argument(
-        "--rejects", metavar="FILE",
-        help="write the rejected rows with their reason here (implies --on-error quarantine)",
+    p.add_argument(
+        "--as-of", type=parse_as_of, metavar="DATE",
+        help="score as of this ISO date or datetime (default: the last day in the data)",
     )  # fmt: skip
-    run.add_argument("--threads", type=int, metavar="N", help="worker threads (default: all cores)")
-    run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument(
+        "--events", metavar="EVENTS",
+        help="user-behaviour event log (pv/fav/cart/buy) for the funnel section",
+    )  # fmt: skip
+    p.add_argument("--title", metavar="TEXT", help=f"page title (default: {DEFAULT_TITLE!r})")
+    _add_column_options(p)
+    _add_rule_options(p)
+    _add_run_options(p, rejects=False)
 
     # generate
     p = commands.add_parser(
@@ -487,6 +473,86 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_column_options(p: argparse.ArgumentParser) -> None:
+    """The input column options shared by score and report."""
+    columns = p.add_argument_group("columns")
+    for option, field, what in (
+        ("--customer-col", "customer_col", "customer id column"),
+        ("--ts-col", "ts_col", "timestamp column"),
+        ("--amount-col", "amount_col", "amount column (negative = refund)"),
+    ):
+        columns.add_argument(
+            option, default=_DEFAULTS[field], metavar="NAME",
+            help=f"{what} (default: {_DEFAULTS[field]})",
+        )  # fmt: skip
+    columns.add_argument(
+        "--category-col", metavar="NAME",
+        help="score per customer x category, with per-category priors (default: none)",
+    )  # fmt: skip
+    columns.add_argument(
+        "--tz", default=_DEFAULTS["tz"], metavar="ZONE",
+        help="time zone days are cut in; naive timestamps are taken to be in it "
+        f"(default: {_DEFAULTS['tz']})",
+    )  # fmt: skip
+    columns.add_argument(
+        "--ts-unit", choices=TS_UNITS,
+        help="unit of integer epoch timestamps (required for them)",
+    )  # fmt: skip
+
+
+def _add_rule_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The status and RFM rule options shared by score and report."""
+    rules = p.add_argument_group("rules")
+    rules.add_argument(
+        "--at-risk-cycles", type=float, default=_DEFAULTS["at_risk_cycles"], metavar="X",
+        help=f"at risk after X purchase cycles without a purchase "
+        f"(default: {_DEFAULTS['at_risk_cycles']})",
+    )  # fmt: skip
+    rules.add_argument(
+        "--churn-cycles", type=float, default=_DEFAULTS["churn_cycles"], metavar="X",
+        help=f"churned after X cycles (default: {_DEFAULTS['churn_cycles']})",
+    )  # fmt: skip
+    rules.add_argument(
+        "--horizon-days", type=int, default=_DEFAULTS["horizon_days"], metavar="DAYS",
+        help=f"churned after DAYS without a purchase, whatever the cycle "
+        f"(default: {_DEFAULTS['horizon_days']})",
+    )  # fmt: skip
+    rules.add_argument(
+        "--prior-weight", type=float, default=_DEFAULTS["prior_weight"], metavar="W",
+        help=f"weight of the prior cycle against a customer's own gaps "
+        f"(default: {_DEFAULTS['prior_weight']})",
+    )  # fmt: skip
+    rules.add_argument(
+        "--prior-days", type=float, metavar="DAYS",
+        help="fixed prior cycle (default: median mean gap of the repeat buyers)",
+    )  # fmt: skip
+    rules.add_argument(
+        "--rfm-bins", type=int, default=_DEFAULTS["rfm_bins"], metavar="N",
+        help=f"RFM score levels, 2..9; segments need 5 (default: {_DEFAULTS['rfm_bins']})",
+    )  # fmt: skip
+    rules.add_argument(
+        "--cuts-in", metavar="JSON",
+        help="reuse RFM cut points saved by --cuts-out instead of computing them",
+    )  # fmt: skip
+    return rules
+
+
+def _add_run_options(p: argparse.ArgumentParser, *, rejects: bool) -> None:
+    run = p.add_argument_group("run")
+    run.add_argument(
+        "--on-error", choices=("raise", "quarantine"),
+        help="stop at the first bad row, or set bad rows aside "
+        + ("(default: raise; quarantine with --rejects)" if rejects else "(default: raise)"),
+    )  # fmt: skip
+    if rejects:
+        run.add_argument(
+            "--rejects", metavar="FILE",
+            help="write the rejected rows with their reason here (implies --on-error quarantine)",
+        )  # fmt: skip
+    run.add_argument("--threads", type=int, metavar="N", help="worker threads (default: all cores)")
+    run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+
 # -- commands ----------------------------------------------------------------
 
 
@@ -525,24 +591,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             raise ConfigError("--rejects and --output name the same file")
     if args.cuts_out is not None:
         check_destination(args.cuts_out)
-    cuts = _read_cuts(args.cuts_in) if args.cuts_in is not None else None
-    config = _config(
-        customer_col=args.customer_col,
-        ts_col=args.ts_col,
-        amount_col=args.amount_col,
-        category_col=args.category_col,
-        tz=args.tz,
-        ts_unit=args.ts_unit,
-        at_risk_cycles=args.at_risk_cycles,
-        churn_cycles=args.churn_cycles,
-        horizon_days=args.horizon_days,
-        prior_weight=args.prior_weight,
-        prior_days=args.prior_days,
-        rfm_bins=args.rfm_bins,
-        cuts=cuts,
-        on_error=on_error or "raise",
-        threads=args.threads,
-    )
+    config = _score_config(args, on_error or "raise")
     source = _check_input(args.input)
     if _same_path(source, output):
         raise ConfigError("--output would overwrite INPUT; choose another file")
@@ -571,6 +620,29 @@ def _cmd_score(args: argparse.Namespace) -> int:
             print(f"wrote {result.rejects.height:,} rejected rows to {args.rejects}")
         if args.cuts_out is not None and result.cuts is not None:
             print(f"wrote RFM cut points to {args.cuts_out}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    output = check_html_destination(args.output)
+    config = _score_config(args, args.on_error or "raise")
+    source = _check_input(args.input)
+    if _same_path(source, output):
+        raise ConfigError("--output would overwrite INPUT; choose another file")
+    events = None
+    if args.events is not None:
+        events = _check_input(args.events, what="--events file")
+        if _same_path(events, output):
+            raise ConfigError("--output would overwrite the --events file; choose another file")
+
+    start = time.perf_counter()
+    with Progress(enabled=not args.quiet) as progress:
+        path = report(source, output, as_of=args.as_of, events=events, title=args.title,
+                      progress=progress, config=config)  # fmt: skip
+    elapsed = time.perf_counter() - start
+    if not args.quiet:
+        size = path.stat().st_size
+        print(f"wrote the report to {path} ({size / 1024:,.0f} KiB) in {elapsed:.1f} s")
     return 0
 
 
@@ -610,6 +682,28 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # -- helpers -----------------------------------------------------------------
 
 
+def _score_config(args: argparse.Namespace, on_error: str) -> ScoreConfig:
+    """The ScoreConfig of the column, rule and run options of score/report."""
+    cuts = _read_cuts(args.cuts_in) if args.cuts_in is not None else None
+    return _config(
+        customer_col=args.customer_col,
+        ts_col=args.ts_col,
+        amount_col=args.amount_col,
+        category_col=args.category_col,
+        tz=args.tz,
+        ts_unit=args.ts_unit,
+        at_risk_cycles=args.at_risk_cycles,
+        churn_cycles=args.churn_cycles,
+        horizon_days=args.horizon_days,
+        prior_weight=args.prior_weight,
+        prior_days=args.prior_days,
+        rfm_bins=args.rfm_bins,
+        cuts=cuts,
+        on_error=on_error,
+        threads=args.threads,
+    )
+
+
 def _config(**options: Any) -> ScoreConfig:
     """A ScoreConfig; its errors name the command-line options, not the fields."""
     try:
@@ -626,13 +720,14 @@ _OPTION_NAMES = re.compile(
 )
 
 
-def _check_input(path: str) -> str:
+def _check_input(path: str, what: str = "input file") -> str:
     """The input path as a string; a missing file (not a glob pattern) is an error."""
     if not _GLOB_CHARS.intersection(path):
         if not os.path.exists(path):
-            raise FileNotFoundError(2, "input file not found", path)
+            raise FileNotFoundError(2, f"{what} not found", path)
         if os.path.isdir(path):
-            raise ConfigError(f"INPUT {path!r} is a folder; give a file")
+            name = "INPUT" if what == "input file" else what
+            raise ConfigError(f"{name} {path!r} is a folder; give a file")
     return path
 
 
@@ -698,7 +793,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit_code(exc.code)
     if args.command is None:
         parser.print_help(sys.stderr)
-        _error("choose a command: score, generate or demo")
+        _error("choose a command: score, report, generate or demo")
         return 2
     try:
         return int(args.handler(args))
