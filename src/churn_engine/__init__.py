@@ -9,6 +9,7 @@ from .actions import Action, ActionTable
 from .api import Scorer, score
 from .config import DEFAULT_SEGMENT_MAP, RfmCuts, ScoreConfig
 from .errors import ChurnEngineError, ConfigError, DataError, KernelError, SchemaError
+from .report import ReportSection, render_report, report, report_sections
 
 __version__ = "0.1.0"
 
@@ -23,6 +24,7 @@ __all__ = [
     "DataError",
     "KernelError",
     "Migration",
+    "ReportSection",
     "RfmCuts",
     "SchemaError",
     "ScoreConfig",
@@ -33,5 +35,8 @@ __all__ = [
     "backtest",
     "calibrate",
     "migration",
+    "render_report",
+    "report",
+    "report_sections",
     "score",
 ]

@@ -25,7 +25,7 @@ import polars as pl
 
 from .errors import ConfigError
 
-__all__ = ["FORMATS", "format_for", "write_atomic", "write_json_atomic"]
+__all__ = ["FORMATS", "format_for", "write_atomic", "write_json_atomic", "write_text_atomic"]
 
 #: File extension (lower case) -> format name.
 FORMATS: dict[str, str] = {
@@ -115,6 +115,14 @@ def write_json_atomic(data: Any, path: str | os.PathLike[str]) -> pathlib.Path:
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     with _atomic_path(dest) as tmp:
         tmp.write_text(text, encoding="utf-8")
+    return dest
+
+
+def write_text_atomic(text: str, path: str | os.PathLike[str]) -> pathlib.Path:
+    """Write ``text`` as UTF-8 to ``path`` atomically (e.g. an HTML report)."""
+    dest = check_destination(path)
+    with _atomic_path(dest) as tmp:
+        tmp.write_bytes(text.encode("utf-8"))
     return dest
 
 

@@ -4,6 +4,8 @@ Subcommands:
 
 - ``score INPUT -o OUTPUT``: score a transaction log (Parquet, CSV or Arrow
   IPC) and write one row per customer;
+- ``report INPUT -o REPORT.html``: score a log and write a self-contained
+  HTML report with charts;
 - ``generate --customers N -o FILE``: write a synthetic transaction log;
 - ``demo``: generate a sample, score it and print a summary;
 - ``backtest INPUT --as-of DATE``: score as of a past day, check the status
@@ -42,6 +44,7 @@ from ._stats import ScoreResult
 from ._writers import FORMATS, check_destination, format_for, write_atomic, write_json_atomic
 from .config import BUYER_TYPES, STATUSES, TS_UNITS, RfmCuts, ScoreConfig
 from .errors import ChurnEngineError, ConfigError
+from .report import DEFAULT_TITLE, check_html_destination, report
 
 __all__ = ["build_parser", "format_summary", "main"]
 
@@ -298,6 +301,7 @@ examples:
   {PROG} score transactions.parquet -o scores.parquet --actions
   {PROG} backtest transactions.parquet --as-of 2025-06-30 --horizon-days 365
   {PROG} migration transactions.parquet --from 2026-03-31 --to 2026-06-30
+  {PROG} report transactions.parquet -o report.html
 
 Run '{PROG} COMMAND --help' for the options of a command.
 exit codes: 0 ok, 1 bad data (schema, values, unreadable input), 2 bad usage
@@ -356,6 +360,25 @@ examples:
   {PROG} migration log.csv --from 2025-12-31 --to 2026-06-30 --category-col category
 
 A date means the end of that day; --from must be before --to.
+"""
+
+_REPORT_DESCRIPTION = """\
+Score a transaction log and write one self-contained HTML file with the key
+numbers and charts: status mix by buyer type, RFM segment sizes and revenue,
+the distribution of purchase cycles and recency against cycle (plus the
+churn-rate curve, funnel, product classes and action table when those
+analyses are available). All styles and charts are inline (SVG): the file
+opens offline, in any browser, and can be mailed as it is.
+
+INPUT and the column and rule options are as for 'score'. The file is written
+atomically. docs/report.md describes every chart.
+"""
+
+_REPORT_EPILOG = f"""\
+examples:
+  {PROG} report transactions.parquet -o report.html
+  {PROG} report log.csv -o june.html --as-of 2026-06-30 --title "Shop A, June"
+  {PROG} report log.parquet -o report.html --category-col category
 """
 
 _GENERATE_DESCRIPTION = """\
@@ -478,6 +501,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rule_options(p)
     _add_run_options(p, rejects=False)
 
+    # report
+    p = commands.add_parser(
+        "report",
+        help="write an HTML report with charts (self-contained, opens offline)",
+        description=_REPORT_DESCRIPTION,
+        epilog=_REPORT_EPILOG,
+        formatter_class=_Formatter,
+    )
+    p.set_defaults(handler=_cmd_report)
+    p.add_argument("input", metavar="INPUT", help="transaction log: .parquet, .csv or .arrow")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="REPORT",
+        help="the HTML file to write (.html)",
+    )  # fmt: skip
+    p.add_argument(
+        "--as-of", type=parse_as_of, metavar="DATE",
+        help="score as of this ISO date or datetime (default: the last day in the data)",
+    )  # fmt: skip
+    p.add_argument(
+        "--events", metavar="EVENTS",
+        help="user-behaviour event log (pv/fav/cart/buy) for the funnel section",
+    )  # fmt: skip
+    p.add_argument("--title", metavar="TEXT", help=f"page title (default: {DEFAULT_TITLE!r})")
+    _add_column_options(p)
+    _add_rule_options(p)
+    _add_run_options(p, rejects=False)
+
     # generate
     p = commands.add_parser(
         "generate",
@@ -586,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_column_options(p: argparse.ArgumentParser) -> None:
-    """Input columns, time zone and epoch unit (shared by score and backtest)."""
+    """Input columns, time zone and epoch unit (shared by the commands that read a log)."""
     columns = p.add_argument_group("columns")
     for option, field, what in (
         ("--customer-col", "customer_col", "customer id column"),
@@ -750,6 +800,29 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    output = check_html_destination(args.output)
+    config = _score_config(args, args.on_error or "raise")
+    source = _check_input(args.input)
+    if _same_path(source, output):
+        raise ConfigError("--output would overwrite INPUT; choose another file")
+    events = None
+    if args.events is not None:
+        events = _check_input(args.events, what="--events file")
+        if _same_path(events, output):
+            raise ConfigError("--output would overwrite the --events file; choose another file")
+
+    start = time.perf_counter()
+    with Progress(enabled=not args.quiet) as progress:
+        path = report(source, output, as_of=args.as_of, events=events, title=args.title,
+                      progress=progress, config=config)  # fmt: skip
+    elapsed = time.perf_counter() - start
+    if not args.quiet:
+        size = path.stat().st_size
+        print(f"wrote the report to {path} ({size / 1024:,.0f} KiB) in {elapsed:.1f} s")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     if args.dir is not None:
         folder = pathlib.Path(args.dir)
@@ -830,7 +903,7 @@ def _score_config(args: argparse.Namespace, on_error: str) -> ScoreConfig:
         prior_days=args.prior_days,
         rfm_bins=args.rfm_bins,
         cuts=cuts,
-        actions=args.actions,
+        actions=getattr(args, "actions", False),
         on_error=on_error,
         threads=args.threads,
     )
@@ -941,13 +1014,14 @@ _OPTION_NAMES = re.compile(
 )
 
 
-def _check_input(path: str) -> str:
+def _check_input(path: str, what: str = "input file") -> str:
     """The input path as a string; a missing file (not a glob pattern) is an error."""
     if not _GLOB_CHARS.intersection(path):
         if not os.path.exists(path):
-            raise FileNotFoundError(2, "input file not found", path)
+            raise FileNotFoundError(2, f"{what} not found", path)
         if os.path.isdir(path):
-            raise ConfigError(f"INPUT {path!r} is a folder; give a file")
+            name = "INPUT" if what == "input file" else what
+            raise ConfigError(f"{name} {path!r} is a folder; give a file")
     return path
 
 
@@ -1013,7 +1087,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit_code(exc.code)
     if args.command is None:
         parser.print_help(sys.stderr)
-        _error("choose a command: score, backtest, migration, generate or demo")
+        _error("choose a command: score, backtest, migration, report, generate or demo")
         return 2
     try:
         return int(args.handler(args))
