@@ -6,6 +6,7 @@ from ._stats import ScoreResult, ScoreStats
 from .api import Scorer, score
 from .config import DEFAULT_SEGMENT_MAP, RfmCuts, ScoreConfig
 from .errors import ChurnEngineError, ConfigError, DataError, KernelError, SchemaError
+from .summary import lifetimes_summary
 
 __version__ = "0.1.0"
 
@@ -22,5 +23,6 @@ __all__ = [
     "ScoreStats",
     "Scorer",
     "__version__",
+    "lifetimes_summary",
     "score",
 ]
