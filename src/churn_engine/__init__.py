@@ -10,6 +10,7 @@ from .api import Scorer, score
 from .config import DEFAULT_SEGMENT_MAP, RfmCuts, ScoreConfig
 from .errors import ChurnEngineError, ConfigError, DataError, KernelError, SchemaError
 from .report import ReportSection, render_report, report, report_sections
+from .summary import lifetimes_summary
 
 __version__ = "0.1.0"
 
@@ -34,6 +35,7 @@ __all__ = [
     "__version__",
     "backtest",
     "calibrate",
+    "lifetimes_summary",
     "migration",
     "render_report",
     "report",
