@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._rate import churn_rate
 from ._stats import ScoreResult, ScoreStats
 from .api import Scorer, score
 from .config import DEFAULT_SEGMENT_MAP, RfmCuts, ScoreConfig
@@ -22,5 +23,6 @@ __all__ = [
     "ScoreStats",
     "Scorer",
     "__version__",
+    "churn_rate",
     "score",
 ]
