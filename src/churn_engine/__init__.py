@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._backtest import BacktestResult, Calibration, backtest, calibrate
 from ._migration import Migration, migration
+from ._rate import churn_rate
 from ._stats import ScoreResult, ScoreStats
 from .actions import Action, ActionTable
 from .api import Scorer, score
@@ -35,6 +36,7 @@ __all__ = [
     "__version__",
     "backtest",
     "calibrate",
+    "churn_rate",
     "lifetimes_summary",
     "migration",
     "render_report",

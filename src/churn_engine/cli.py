@@ -10,6 +10,8 @@ Subcommands:
 - ``demo``: generate a sample, score it and print a summary;
 - ``backtest INPUT --as-of DATE``: score as of a past day, check the status
   against who came back in the following days, suggest cycle thresholds.
+- ``churn-rate INPUT [-o OUTPUT]``: the churn rate on every day (week,
+  month) of a window, with a summary (first, last, lowest, highest).
 
 Progress goes to stderr (one line per stage, or a single redrawn status line
 on a terminal), the summary to stdout; ``--quiet`` prints nothing but
@@ -40,13 +42,14 @@ from . import __version__, api
 from ._backtest import backtest, calibrate
 from ._generate import generate_log
 from ._migration import migration
+from ._rate import FREQS, ChurnRateRun, run_churn_rate
 from ._stats import ScoreResult
 from ._writers import FORMATS, check_destination, format_for, write_atomic, write_json_atomic
 from .config import BUYER_TYPES, STATUSES, TS_UNITS, RfmCuts, ScoreConfig
 from .errors import ChurnEngineError, ConfigError
 from .report import DEFAULT_TITLE, check_html_destination, report
 
-__all__ = ["build_parser", "format_summary", "main"]
+__all__ = ["build_parser", "format_churn_rate_summary", "format_summary", "main"]
 
 PROG = "churn-engine"
 DEFAULT_END = dt.date(2026, 6, 30)
@@ -152,6 +155,81 @@ def _format_as_of(as_of: dt.date | dt.datetime | None, day: dt.date | None) -> s
     if isinstance(as_of, dt.datetime):
         return as_of.isoformat(sep=" ")
     return f"{as_of.isoformat()} (end of day)"
+
+
+def format_churn_rate_summary(run: ChurnRateRun, freq: str, elapsed: float) -> str:
+    """A human-readable summary of a churn-rate run.
+
+    Rows read, accepted, rejected and after ``end``; the window, horizon and
+    number of rows; then for the curve (each category's with
+    ``category_col``, the first 20) the churn rate on its first and last row
+    and its lowest and highest value, with dates and counts.
+    """
+    prepared = run.prepared
+    table = run.table
+    lines: list[str] = []
+
+    def add(label: str, value: object = "", note: str = "") -> None:
+        text = f"{value:,}" if isinstance(value, int) else str(value)
+        line = f"{label:<28}{text:>12}"
+        lines.append(f"{line}  {note}".rstrip() if note else line.rstrip())
+
+    add("rows read", prepared.rows_read)
+    add("  accepted", prepared.n_rows)
+    reasons = sorted(prepared.rejected_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
+    add(
+        "  rejected",
+        prepared.rows_rejected,
+        "(" + ", ".join(f"{reason}: {count:,}" for reason, count in reasons) + ")"
+        if reasons
+        else "",
+    )
+    add("  after end (not used)", prepared.rows_after_as_of)
+    if run.start is None or run.end is None:
+        add("window", "-", "(no rows)")
+    else:
+        days = (run.end - run.start).days + 1
+        add("window", f"{run.start} .. {run.end}", f"({days:,} days)")
+    low, high = min(run.horizons, default=0), max(run.horizons, default=0)
+    add("horizon", f"{low} days" if low == high else f"{low}..{high} days")
+    add("rows", table.height, f"(one per {_FREQ_NAMES[freq]})")
+    if table.columns[0] != "date":
+        category = table.columns[0]
+        shown = table.get_column(category).unique(maintain_order=True)
+        for value in shown.head(_SUMMARY_CATEGORIES).to_list():
+            lines.append(f"churn rate, {category} = {value!r}")
+            lines.extend(_curve_lines(table.filter(pl.col(category).eq_missing(value))))
+        if shown.len() > _SUMMARY_CATEGORIES:
+            lines.append(f"  ... {shown.len() - _SUMMARY_CATEGORIES:,} more categories")
+    else:
+        lines.append("churn rate (churned / customers)")
+        lines.extend(_curve_lines(table))
+    add("time", f"{elapsed:.2f} s")
+    return "\n".join(lines)
+
+
+_FREQ_NAMES = {"D": "day", "W": "week, dated at its last day", "M": "month, dated at its last day"}
+_SUMMARY_CATEGORIES = 20
+
+
+def _curve_lines(curve: pl.DataFrame) -> list[str]:
+    """first / last / min / max of one curve's churn_rate, with dates and counts."""
+    if curve.is_empty():
+        return ["  (no rows)"]
+
+    def line(label: str, row: dict[str, Any]) -> str:
+        rate = row["churn_rate"]
+        text = "      - %" if rate is None else f"{100.0 * rate:7.1f} %"
+        counts = f"{row['churned']:,} of {row['customers']:,} customers"
+        return f"  {label:<8}{row['date']!s:<12}{text:>12}  ({counts})"
+
+    rows = [line("first", curve.row(0, named=True)), line("last", curve.row(-1, named=True))]
+    rated = curve.filter(pl.col("churn_rate").is_not_null())
+    if not rated.is_empty():
+        rates = rated.get_column("churn_rate")
+        rows.append(line("lowest", rated.row(int(rates.arg_min() or 0), named=True)))
+        rows.append(line("highest", rated.row(int(rates.arg_max() or 0), named=True)))
+    return rows
 
 
 # -- progress ----------------------------------------------------------------
@@ -302,6 +380,7 @@ examples:
   {PROG} backtest transactions.parquet --as-of 2025-06-30 --horizon-days 365
   {PROG} migration transactions.parquet --from 2026-03-31 --to 2026-06-30
   {PROG} report transactions.parquet -o report.html
+  {PROG} churn-rate transactions.parquet -o churn_rate.csv --freq M
 
 Run '{PROG} COMMAND --help' for the options of a command.
 exit codes: 0 ok, 1 bad data (schema, values, unreadable input), 2 bad usage
@@ -400,6 +479,28 @@ _DEMO_DESCRIPTION = """\
 Generate a sample transaction log, score it and print a summary. Both files
 (transactions.parquet and scores.parquet) are kept in a new temporary folder,
 or in --dir, so that you can look at them.
+"""
+
+_CHURN_RATE_DESCRIPTION = """\
+The churn rate over time: for every day of a window, as of the end of that
+day, the customers who had bought on or before it (customers), those of them
+whose last purchase is --horizon-days days old or more (churned), their share
+(churn_rate), and the day's new, newly churned and returned customers. The
+same numbers as 'score --as-of DAY' (reason no_purchase_365d) gives, for
+every day at once, in one pass over the log. Refund-only customers are not
+counted.
+
+Before one horizon has passed since the first day of the data nobody can be
+churned yet, so --start defaults to that day. Prints a summary (first, last,
+lowest and highest rate); -o writes the table (atomically).
+"""
+
+_CHURN_RATE_EPILOG = f"""\
+examples:
+  {PROG} churn-rate transactions.parquet
+  {PROG} churn-rate transactions.parquet -o rate.csv --start 2025-01-01 --end 2026-06-30
+  {PROG} churn-rate log.parquet -o monthly.parquet --freq M --horizon-days 180
+  {PROG} churn-rate log.parquet -o by_category.csv --category-col category --freq W
 """
 
 _DEMO_EPILOG = f"""\
@@ -625,6 +726,68 @@ def build_parser() -> argparse.ArgumentParser:
     _add_column_options(p)
     rules = p.add_argument_group("rules (the status being tested)")
     _add_cycle_rule_options(rules, "--rule-horizon-days")
+    run = p.add_argument_group("run")
+    run.add_argument(
+        "--on-error", choices=("raise", "quarantine"), default="raise",
+        help="stop at the first bad row, or leave bad rows out and count them (default: raise)",
+    )  # fmt: skip
+    run.add_argument("--threads", type=int, metavar="N", help="worker threads (default: all cores)")
+    run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+    # churn-rate
+    p = commands.add_parser(
+        "churn-rate",
+        help="the churn rate on every day (week, month) of a window",
+        description=_CHURN_RATE_DESCRIPTION,
+        epilog=_CHURN_RATE_EPILOG,
+        formatter_class=_Formatter,
+    )
+    p.set_defaults(handler=_cmd_churn_rate)
+    p.add_argument("input", metavar="INPUT", help="transaction log: .parquet, .csv or .arrow")
+    p.add_argument(
+        "-o", "--output", metavar="OUTPUT",
+        help=f"write the table here; format from the extension ({_EXTENSIONS}) "
+        "(default: print the summary only)",
+    )  # fmt: skip
+    p.add_argument(
+        "--start", type=_parse_date, metavar="DATE",
+        help="first day (default: the first day of the data + the horizon)",
+    )  # fmt: skip
+    p.add_argument(
+        "--end", type=_parse_date, metavar="DATE",
+        help="last day; later rows are not used (default: the last day of the data)",
+    )  # fmt: skip
+    p.add_argument(
+        "--horizon-days", type=int, default=_DEFAULTS["horizon_days"], metavar="DAYS",
+        help=f"churned after DAYS without a purchase (default: {_DEFAULTS['horizon_days']})",
+    )  # fmt: skip
+    p.add_argument(
+        "--freq", choices=FREQS, default="D",
+        help="one row per day, week (Monday..Sunday) or month; a week or month row holds "
+        "the rate on its last day and the flows summed over it (default: D)",
+    )  # fmt: skip
+    columns = p.add_argument_group("columns")
+    for option, field, what in (
+        ("--customer-col", "customer_col", "customer id column"),
+        ("--ts-col", "ts_col", "timestamp column"),
+        ("--amount-col", "amount_col", "amount column (negative = refund)"),
+    ):
+        columns.add_argument(
+            option, default=_DEFAULTS[field], metavar="NAME",
+            help=f"{what} (default: {_DEFAULTS[field]})",
+        )  # fmt: skip
+    columns.add_argument(
+        "--category-col", metavar="NAME",
+        help="one curve per category (a customer counts in each category bought in)",
+    )  # fmt: skip
+    columns.add_argument(
+        "--tz", default=_DEFAULTS["tz"], metavar="ZONE",
+        help=f"time zone days are cut in (default: {_DEFAULTS['tz']})",
+    )  # fmt: skip
+    columns.add_argument(
+        "--ts-unit", choices=TS_UNITS,
+        help="unit of integer epoch timestamps (required for them)",
+    )  # fmt: skip
     run = p.add_argument_group("run")
     run.add_argument(
         "--on-error", choices=("raise", "quarantine"), default="raise",
@@ -994,6 +1157,50 @@ def _option_name(match: re.Match[str]) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _cmd_churn_rate(args: argparse.Namespace) -> int:
+    output = None
+    if args.output is not None:
+        output = pathlib.Path(args.output)
+        format_for(output)
+        check_destination(output)
+    config = _config(
+        customer_col=args.customer_col,
+        ts_col=args.ts_col,
+        amount_col=args.amount_col,
+        category_col=args.category_col,
+        tz=args.tz,
+        ts_unit=args.ts_unit,
+        horizon_days=args.horizon_days,
+        on_error=args.on_error,
+        threads=args.threads,
+    )
+    if args.start is not None and args.end is not None and args.start > args.end:
+        raise ConfigError(f"--start ({args.start}) is after --end ({args.end})")
+    source = _check_input(args.input)
+    if output is not None and _same_path(source, output):
+        raise ConfigError("--output would overwrite INPUT; choose another file")
+
+    start = time.perf_counter()
+    with Progress(enabled=not args.quiet) as progress:
+        options = {f: getattr(config, f) for f in ("customer_col", "ts_col", "amount_col",
+                   "category_col", "tz", "ts_unit", "on_error", "threads")}  # fmt: skip
+        run = run_churn_rate(
+            source, start=args.start, end=args.end, horizon_days=config.horizon_days,
+            freq=args.freq, progress=progress, **options,
+        )  # fmt: skip
+        if output is not None:
+            progress("write")
+            write_atomic(run.table, output)
+    elapsed = time.perf_counter() - start
+    if args.on_error == "quarantine" and run.prepared.rows_rejected:
+        _warn(f"{run.prepared.rows_rejected:,} rejected rows left out of the churn rate")
+    if not args.quiet:
+        print(format_churn_rate_summary(run, args.freq, elapsed))
+        if output is not None:
+            print(f"wrote {run.table.height:,} rows to {output}")
+    return 0
+
+
 # -- helpers -----------------------------------------------------------------
 
 
@@ -1087,7 +1294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit_code(exc.code)
     if args.command is None:
         parser.print_help(sys.stderr)
-        _error("choose a command: score, backtest, migration, report, generate or demo")
+        _error("choose a command: score, churn-rate, backtest, migration, report, generate or demo")
         return 2
     try:
         return int(args.handler(args))
