@@ -48,8 +48,10 @@ from churn_engine.report import _actions_hook, _whole_days, actions_section, chu
 from properties.strategies import Case, cases, logs
 
 AS_OF = dt.date(2024, 6, 30)
+#: the charts of every report: the churn-rate curve is computed from the log
 BASE_CHARTS = {
-    "status_mix", "segment_sizes", "segment_value", "cycle_distribution", "recency_vs_cycle",
+    "status_mix", "churn_rate", "segment_sizes", "segment_value", "cycle_distribution",
+    "recency_vs_cycle",
 }  # fmt: skip
 ARTIFACTS = pathlib.Path(
     os.environ.get("CHURN_TEST_ARTIFACTS", pathlib.Path(__file__).parent / "artifacts")
@@ -288,14 +290,32 @@ def test_report_is_deterministic(tmp_path: pathlib.Path) -> None:
 # -- optional sections ----------------------------------------------------------------------
 
 
-def test_optional_sections_absent_by_default(tmp_path: pathlib.Path) -> None:
+def test_default_sections(tmp_path: pathlib.Path) -> None:
+    """From a transaction log alone: the churn-rate curve and the action table are
+    computed; funnel and product classes need their own data."""
     page = hand_report(tmp_path)
     assert set(figures(page)) == BASE_CHARTS
-    assert set(figures(page, "table")) == {"status_reasons"}
-    assert re.findall(r'<section id="([^"]+)"', page) == ["key-numbers", "status", "segments",
-                                                          "cycles"]  # fmt: skip
-    for absent in ("churn-rate", "funnel", "products", "actions"):
+    assert set(figures(page, "table")) == {"status_reasons", "actions"}
+    assert re.findall(r'<section id="([^"]+)"', page) == [
+        "key-numbers", "status", "churn-rate", "segments", "cycles", "actions",
+    ]  # fmt: skip
+    for absent in ("funnel", "products"):
         assert f'href="#{absent}"' not in page
+
+
+def test_churn_rate_curve_by_hand(tmp_path: pathlib.Path) -> None:
+    """The curve is churn_engine.churn_rate of the log up to as_of, with the
+    score's horizon. On 2024-06-30 customer 3 (last purchase 2023-01-10; the
+    refund of 2023-02-01 is no purchase) is 537 days quiet: 1 of 5 churned.
+    The curve starts a horizon after the first purchase (2024-01-10)."""
+    page = hand_report(tmp_path)
+    points = mark_data(figures(page)["churn_rate"], "value", "date")
+    assert points[("2024-06-30",)] == "0.2"
+    assert min(day for (day,) in points if day) == "2024-01-10"
+    expected = churn_engine.churn_rate(hand_log(), end=AS_OF)
+    assert len([day for (day,) in points if day]) == expected.height
+    for day, rate in expected.select("date", "churn_rate").rows():
+        assert float(points[(day.isoformat(),)]) == pytest.approx(rate)
 
 
 def test_optional_sections_with_frames(tmp_path: pathlib.Path) -> None:
@@ -356,19 +376,23 @@ def test_actions_by_segment_and_given_counts() -> None:
                                      ["Lost", "5", "10.0 %"]]  # fmt: skip
 
 
-def test_actions_hook_uses_an_action_column() -> None:
-    """Once the score output has an ``action`` column, the report shows it by itself."""
-    result = Scorer().run(hand_log(), as_of=AS_OF)
-    assert _actions_hook(result, churn_engine.ScoreConfig()) is None
-    with_actions = result.customers.with_columns(
-        action=pl.Series(["a", "b", "b", "a", "b"]), action_reason=pl.lit("r")
-    )
-    frame = _actions_hook(
-        churn_engine.ScoreResult(with_actions, result.cuts, result.stats),
-        churn_engine.ScoreConfig(),
-    )
+def test_actions_hook_counts_the_action_column() -> None:
+    """Customers per action rule, with the table's description and channel."""
+    assert _actions_hook(Scorer().run(hand_log(), as_of=AS_OF), churn_engine.ScoreConfig()) is None
+    config = churn_engine.ScoreConfig(actions=True)
+    result = Scorer(config).run(hand_log(), as_of=AS_OF)
+    frame = _actions_hook(result, config)
     assert frame is not None
-    assert sorted(frame.rows()) == [("r", "a", 2), ("r", "b", 3)]
+    expected = result.customers.group_by("action_reason", "action").len("customers")
+    assert sorted(frame.select("action_reason", "action", "customers").rows()) == sorted(
+        expected.rows()
+    )
+    table = config.action_table()
+    assert table is not None
+    rules = {r["rule"]: r for r in table.to_frame().iter_rows(named=True)}
+    for row in frame.iter_rows(named=True):
+        assert row["description"] == rules[row["action_reason"]]["description"]
+        assert row["channel"] == rules[row["action_reason"]]["channel"]
 
 
 @pytest.mark.parametrize(
@@ -430,7 +454,7 @@ def test_no_repeat_buyer_and_no_segments(tmp_path: pathlib.Path) -> None:
          "amount": [1.0, 2.0, 3.0]}
     )  # fmt: skip
     page = churn_engine.report(one_time, tmp_path / "r.html", rfm_bins=3).read_text()
-    assert set(figures(page)) == {"status_mix"}
+    assert set(figures(page)) == {"status_mix", "churn_rate"}
     assert "No purchase cycles: the log has no repeat buyer." in page
     assert "No RFM segments" in page
     assert "cycle" not in cards(page)

@@ -40,6 +40,8 @@ import numpy as np
 import polars as pl
 
 from . import _charts as ch
+from ._io import open_source
+from ._rate import churn_rate as churn_rate_curve
 from ._stats import ScoreResult
 from ._writers import check_destination, write_text_atomic
 from .api import AsOf, Scorer
@@ -160,11 +162,16 @@ def report(
     if funnel is None and events is not None:
         _step(progress, "funnel")
         funnel = _funnel_hook(events, config)
-    result = Scorer(config).run(data, as_of=as_of, progress=progress)
+    config = _with_actions(config)
+    # a path is scanned again by each analysis; anything else is wrapped once,
+    # so one-shot Arrow streams are read once and shared
+    source = data if isinstance(data, (str, os.PathLike)) else open_source(data)
+    result = Scorer(config).run(source, as_of=as_of, progress=progress)
     if churn_rate is None:
-        churn_rate = _churn_rate_hook(data, result, config)
+        _step(progress, "churn rate")
+        churn_rate = _churn_rate_hook(source, result, config)
     if products is None:
-        products = _products_hook(data, result, config)
+        products = _products_hook(source, result, config)
     if actions is None:
         actions = _actions_hook(result, config)
     _step(progress, "charts")
@@ -199,12 +206,30 @@ def _step(progress: Progress | None, name: str) -> None:
 
 
 def _churn_rate_hook(data: Any, result: ScoreResult, config: ScoreConfig) -> pl.DataFrame | None:
-    """The churn-rate curve of ``data`` (date, churn_rate[, customers, churned]).
+    """The daily churn-rate curve of ``data`` up to the score's ``as_of`` day, with
+    the score's no-purchase horizon (per customer, also when scoring per category)."""
+    end = result.stats.as_of_day
+    if end is None or result.customers.height == 0:
+        return None
+    options = {name: getattr(config, name) for name in _CHURN_RATE_OPTIONS}
+    return churn_rate_curve(data, end=end, horizon_days=config.horizon_days, **options)
 
-    ``data`` may be a one-shot stream (RecordBatchReader, C stream) that the
-    scoring run has already consumed; paths and frames can be read again.
-    """
-    return None
+
+#: the ScoreConfig fields churn_rate() takes (reading and validation)
+_CHURN_RATE_OPTIONS = ("customer_col", "ts_col", "amount_col", "tz", "ts_unit", "on_error",
+                       "threads")  # fmt: skip
+
+
+def _with_actions(config: ScoreConfig) -> ScoreConfig:
+    """The report always shows the action table: the default one unless the
+    config has its own (or its segment map leaves the default table no segments
+    to act on, then none)."""
+    if config.action_table() is not None:
+        return config
+    try:
+        return dataclasses.replace(config, actions=True)
+    except ConfigError:
+        return config
 
 
 def _funnel_hook(events: Any, config: ScoreConfig) -> pl.DataFrame | None:
@@ -221,12 +246,17 @@ def _products_hook(data: Any, result: ScoreResult, config: ScoreConfig) -> pl.Da
 
 
 def _actions_hook(result: ScoreResult, config: ScoreConfig) -> pl.DataFrame | None:
-    """Customers per suggested action, when the score output has an ``action`` column."""
+    """Customers per suggested action and the rule that chose it, with the
+    action's description and channel from the action table."""
     customers = result.customers
-    if "action" not in customers.columns:
+    table = config.action_table()
+    if "action" not in customers.columns or table is None:
         return None
-    keys = [c for c in ("action_reason", "action") if c in customers.columns]
-    return customers.group_by(keys).agg(pl.len().alias("customers")).sort(keys)
+    counts = customers.group_by("action_reason", "action").agg(pl.len().alias("customers"))
+    described = table.to_frame().select(
+        pl.col("rule").alias("action_reason"), "description", "channel"
+    )
+    return counts.join(described, on="action_reason", how="left").sort("action_reason")
 
 
 # -- sections ------------------------------------------------------------------------
@@ -639,6 +669,7 @@ def products_section(frame: pl.DataFrame) -> ReportSection:
 
 
 _ACTION_KEYS = ("action_reason", "segment", "buyer_type", "status")
+_ACTION_TEXT = ("action", "description", "channel")
 
 
 def actions_section(frame: pl.DataFrame, customers: pl.DataFrame | None = None) -> ReportSection:
@@ -652,7 +683,8 @@ def actions_section(frame: pl.DataFrame, customers: pl.DataFrame | None = None) 
     """
     frame = _check_frame(frame, "actions")
     if "customers" not in frame.columns and customers is not None and customers.height:
-        keys = [c for c in frame.columns if c in customers.columns]
+        # the action is what the table suggests, not a group to count by
+        keys = [c for c in frame.columns if c in customers.columns and c not in _ACTION_TEXT]
         if not keys:
             raise ConfigError(
                 "actions frame: give it a customers column, or columns of the score output "
