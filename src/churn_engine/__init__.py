@@ -6,6 +6,7 @@ from ._stats import ScoreResult, ScoreStats
 from .api import Scorer, score
 from .config import DEFAULT_SEGMENT_MAP, RfmCuts, ScoreConfig
 from .errors import ChurnEngineError, ConfigError, DataError, KernelError, SchemaError
+from .funnel import FunnelResult, FunnelStats, funnel
 
 __version__ = "0.1.0"
 
@@ -14,6 +15,8 @@ __all__ = [
     "ChurnEngineError",
     "ConfigError",
     "DataError",
+    "FunnelResult",
+    "FunnelStats",
     "KernelError",
     "RfmCuts",
     "SchemaError",
@@ -22,5 +25,6 @@ __all__ = [
     "ScoreStats",
     "Scorer",
     "__version__",
+    "funnel",
     "score",
 ]
