@@ -10,6 +10,7 @@ from .actions import Action, ActionTable
 from .api import Scorer, score
 from .config import DEFAULT_SEGMENT_MAP, RfmCuts, ScoreConfig
 from .errors import ChurnEngineError, ConfigError, DataError, KernelError, SchemaError
+from .funnel import FunnelResult, FunnelStats, funnel
 from .report import ReportSection, render_report, report, report_sections
 from .summary import lifetimes_summary
 
@@ -24,6 +25,8 @@ __all__ = [
     "ChurnEngineError",
     "ConfigError",
     "DataError",
+    "FunnelResult",
+    "FunnelStats",
     "KernelError",
     "Migration",
     "ReportSection",
@@ -37,6 +40,7 @@ __all__ = [
     "backtest",
     "calibrate",
     "churn_rate",
+    "funnel",
     "lifetimes_summary",
     "migration",
     "render_report",
