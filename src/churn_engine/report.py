@@ -47,6 +47,7 @@ from ._writers import check_destination, write_text_atomic
 from .api import AsOf, Scorer
 from .config import BUYER_TYPES, STATUSES, ScoreConfig
 from .errors import ConfigError
+from .funnel import funnel as behaviour_funnel
 
 __all__ = [
     "DEFAULT_TITLE",
@@ -233,11 +234,10 @@ def _with_actions(config: ScoreConfig) -> ScoreConfig:
 
 
 def _funnel_hook(events: Any, config: ScoreConfig) -> pl.DataFrame | None:
-    """The funnel of an event log (step, count)."""
-    raise ConfigError(
-        "events= needs the funnel analysis, which this version does not have yet; "
-        "pass a ready-made funnel frame (columns step, count) as funnel= instead"
-    )
+    """Users at each step of the pv -> fav/cart -> buy funnel of an event log
+    (:func:`churn_engine.funnel` with its default columns, days cut in ``tz``)."""
+    result = behaviour_funnel(events, tz=config.tz, on_error=config.on_error)
+    return result.funnel.select("step", pl.col("users").alias("count"))
 
 
 def _products_hook(data: Any, result: ScoreResult, config: ScoreConfig) -> pl.DataFrame | None:
