@@ -5,7 +5,14 @@ from __future__ import annotations
 from ._stats import ScoreResult, ScoreStats
 from .api import Scorer, score
 from .config import DEFAULT_SEGMENT_MAP, RfmCuts, ScoreConfig
-from .errors import ChurnEngineError, ConfigError, DataError, KernelError, SchemaError
+from .errors import (
+    ChurnEngineError,
+    ConfigError,
+    DataError,
+    KernelError,
+    ModelError,
+    SchemaError,
+)
 
 __version__ = "0.1.0"
 
@@ -15,6 +22,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "KernelError",
+    "ModelError",
     "RfmCuts",
     "SchemaError",
     "ScoreConfig",
