@@ -9,7 +9,14 @@ from ._stats import ScoreResult, ScoreStats
 from .actions import Action, ActionTable
 from .api import Scorer, score
 from .config import DEFAULT_SEGMENT_MAP, RfmCuts, ScoreConfig
-from .errors import ChurnEngineError, ConfigError, DataError, KernelError, SchemaError
+from .errors import (
+    ChurnEngineError,
+    ConfigError,
+    DataError,
+    KernelError,
+    ModelError,
+    SchemaError,
+)
 from .funnel import FunnelResult, FunnelStats, funnel
 from .report import ReportSection, render_report, report, report_sections
 from .summary import lifetimes_summary
@@ -29,6 +36,7 @@ __all__ = [
     "FunnelStats",
     "KernelError",
     "Migration",
+    "ModelError",
     "ReportSection",
     "RfmCuts",
     "SchemaError",

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["ChurnEngineError", "ConfigError", "DataError", "KernelError", "SchemaError"]
+__all__ = [
+    "ChurnEngineError",
+    "ConfigError",
+    "DataError",
+    "KernelError",
+    "ModelError",
+    "SchemaError",
+]
 
 
 class ChurnEngineError(Exception):
@@ -46,3 +53,7 @@ class DataError(ChurnEngineError, ValueError):
 
 class KernelError(ChurnEngineError, RuntimeError):
     """The compiled kernel reported a failure it could not recover from."""
+
+
+class ModelError(ChurnEngineError, RuntimeError):
+    """A statistical model did not converge, or was used before it was fitted."""
