@@ -42,6 +42,12 @@ ACTION_COLUMNS: dict[str, pl.DataType] = {
     "action_reason": pl.String(),
 }
 
+#: Added last when ``ScoreConfig.model == "bgnbd"`` (docs/models.md).
+MODEL_COLUMNS: dict[str, pl.DataType] = {
+    "p_alive": pl.Float64(),
+    "expected_purchases": pl.Float64(),
+}
+
 
 def output_schema(
     customer_col: str,
@@ -50,9 +56,10 @@ def output_schema(
     category_dtype: pl.DataType | None = None,
     integer_amounts: bool = False,
     actions: bool = False,
+    model: bool = False,
 ) -> dict[str, pl.DataType]:
     """The full output schema for the given key columns and amount kind
-    (with the action columns when ``actions``)."""
+    (with the action columns when ``actions``, the model's when ``model``)."""
     schema: dict[str, pl.DataType] = {customer_col: customer_dtype}
     if category_col is not None:
         assert category_dtype is not None
@@ -61,4 +68,6 @@ def output_schema(
         schema[name] = pl.Int64() if integer_amounts and name in MONEY_COLUMNS else dtype
     if actions:
         schema.update(ACTION_COLUMNS)
+    if model:
+        schema.update(MODEL_COLUMNS)
     return schema

@@ -21,6 +21,7 @@ from ._schema import output_schema
 from ._stats import ScoreResult, ScoreStats
 from .actions import ActionTable
 from .config import BUYER_TYPES, RfmCuts, ScoreConfig
+from .errors import ModelError
 
 __all__ = ["Scorer", "score"]
 
@@ -289,6 +290,8 @@ def _assemble(
     if table is not None:
         columns.update(_action_columns(table, n_orders, cycles["status"], code_index, codes,
                                        segment_of))  # fmt: skip
+    if config.model == "bgnbd":
+        columns.update(_bgnbd_columns(groups, as_of_day, config))
     frame = pl.DataFrame(columns)
     schema = _schema_for(prepared, config)
     return frame.cast(schema)  # type: ignore[arg-type]
@@ -320,6 +323,43 @@ def _action_columns(
     }
 
 
+def _bgnbd_columns(
+    groups: dict[str, np.ndarray], as_of_day: int, config: ScoreConfig
+) -> dict[str, pl.Series]:
+    """BG/NBD ``p_alive`` and ``expected_purchases`` from daily summaries.
+
+    With days as periods, lifetimes' summary is the score's own numbers:
+    frequency = n_orders - 1, recency = last - first day, T = as_of - first day.
+    Rows with T = 0 (first purchase on the as_of day) carry no information for
+    the fit; they are alive and expect what a new customer expects.
+    """
+    from .models import BetaGeo  # needs SciPy: imported only when asked for
+
+    first = groups["first_day"].astype(np.float64)
+    frequency = groups["n_orders"].astype(np.float64) - 1.0
+    recency = groups["last_day"].astype(np.float64) - first
+    age = as_of_day - first
+    seen = age > 0
+    horizon_days = config.model_horizon_days
+    try:
+        model = BetaGeo(penalizer_coef=config.model_penalizer).fit(
+            frequency[seen], recency[seen], age[seen]
+        )
+    except ModelError as exc:
+        hint = "model_penalizer (e.g. 0.001)"
+        raise ModelError(str(exc).replace("penalizer_coef > 0", hint)) from None
+    p_alive = np.ones(len(age))
+    expected = np.full(len(age), np.asarray(model.expected_purchases_new(horizon_days)).item())
+    p_alive[seen] = model.p_alive(frequency[seen], recency[seen], age[seen])
+    expected[seen] = model.expected_purchases(
+        horizon_days, frequency[seen], recency[seen], age[seen]
+    )
+    return {
+        "p_alive": pl.Series("p_alive", p_alive),
+        "expected_purchases": pl.Series("expected_purchases", expected),
+    }
+
+
 def _schema_for(prepared: Prepared, config: ScoreConfig) -> dict[str, pl.DataType]:
     return output_schema(
         config.customer_col,
@@ -328,6 +368,7 @@ def _schema_for(prepared: Prepared, config: ScoreConfig) -> dict[str, pl.DataTyp
         prepared.cat_dtype,
         prepared.integer_amounts,
         actions=config.action_table() is not None,
+        model=config.model is not None,
     )
 
 

@@ -633,6 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_column_options(p)
     rules = _add_rule_options(p)
     rules.add_argument("--cuts-out", metavar="JSON", help="save the RFM cut points used as JSON")
+    _add_model_options(p)
     _add_run_options(p, rejects=True)
 
     # migration
@@ -910,6 +911,24 @@ def _add_actions_option(p: argparse.ArgumentParser, what: str) -> None:
     )  # fmt: skip
 
 
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    model = p.add_argument_group("model")
+    model.add_argument(
+        "--model", choices=("bgnbd",),
+        help="also fit the BG/NBD model and add p_alive and expected_purchases (needs SciPy: "
+        'pip install "churn-engine[models]")',
+    )  # fmt: skip
+    model.add_argument(
+        "--model-horizon-days", type=float, default=_DEFAULTS["model_horizon_days"],
+        metavar="DAYS",
+        help=f"days ahead for expected_purchases (default: {_DEFAULTS['model_horizon_days']:g})",
+    )  # fmt: skip
+    model.add_argument(
+        "--model-penalizer", type=float, default=_DEFAULTS["model_penalizer"], metavar="X",
+        help="L2 penalty of the fit, e.g. 0.001 when it does not converge (default: 0)",
+    )  # fmt: skip
+
+
 def _add_run_options(p: argparse.ArgumentParser, *, rejects: bool) -> None:
     run = p.add_argument_group("run")
     run.add_argument(
@@ -1129,6 +1148,9 @@ def _score_config(args: argparse.Namespace, on_error: str) -> ScoreConfig:
         rfm_bins=args.rfm_bins,
         cuts=cuts,
         actions=getattr(args, "actions", False),
+        model=getattr(args, "model", None),
+        model_horizon_days=getattr(args, "model_horizon_days", _DEFAULTS["model_horizon_days"]),
+        model_penalizer=getattr(args, "model_penalizer", _DEFAULTS["model_penalizer"]),
         on_error=on_error,
         threads=args.threads,
     )
@@ -1495,7 +1517,8 @@ def _config(**options: Any) -> ScoreConfig:
 # Multi-word ScoreConfig fields that have an option of the same name.
 _OPTION_NAMES = re.compile(
     r"\b(?:at_risk_cycles|churn_cycles|horizon_days|prior_weight|prior_days|rfm_bins"
-    r"|customer_col|ts_col|amount_col|category_col|ts_unit|on_error)\b"
+    r"|customer_col|ts_col|amount_col|category_col|ts_unit|on_error"
+    r"|model_horizon_days|model_penalizer)\b"
     r"|^actions\b"
 )
 

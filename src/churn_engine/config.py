@@ -7,6 +7,7 @@ when it is built, so that the compiled pass never sees a bad option.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -179,6 +180,16 @@ class ScoreConfig:
         dict, or a ``.yaml``/``.yml``/``.json`` path), validated here against
         the segment map in force (docs/actions.md). Stored as the resolved
         ``ActionTable`` (``None`` when off).
+    model : {"bgnbd"}, optional
+        Also fit the BG/NBD model (:class:`churn_engine.models.BetaGeo`, needs
+        SciPy) to the scored rows' daily ``frequency``/``recency``/``T`` and add
+        its ``p_alive`` and ``expected_purchases`` columns (docs/models.md).
+    model_horizon_days : float
+        Days ahead for ``expected_purchases`` (default 90).
+    model_penalizer : float
+        L2 penalty of the BG/NBD fit (lifetimes' ``penalizer_coef``, default 0):
+        a small value such as 0.001 makes fits converge whose likelihood peaks
+        at the parameters' boundary.
     on_error : {"raise", "quarantine"}
         Raise on the first bad row, or move bad rows to ``ScoreResult.rejects``.
     threads : int, optional
@@ -202,6 +213,9 @@ class ScoreConfig:
     cuts: RfmCuts | None = None
     segment_map: SegmentMap | None = None
     actions: ActionsOption = False
+    model: Literal["bgnbd"] | None = None
+    model_horizon_days: float = 90.0
+    model_penalizer: float = 0.0
     on_error: Literal["raise", "quarantine"] = "raise"
     threads: int | None = None
 
@@ -260,6 +274,22 @@ class ScoreConfig:
         if self.segment_map is not None:
             validate_segment_map(self.segment_map, self.rfm_bins)
         object.__setattr__(self, "actions", self._resolve_actions())
+        if self.model not in (None, "bgnbd"):
+            raise ConfigError(f"model must be None or 'bgnbd', got {self.model!r}")
+        if self.model is not None and importlib.util.find_spec("scipy") is None:
+            raise ConfigError(
+                "model='bgnbd' needs SciPy, an optional dependency: "
+                'pip install "churn-engine[models]"'
+            )
+        for name in ("model_horizon_days", "model_penalizer"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
         if self.on_error not in ("raise", "quarantine"):
             raise ConfigError(f"on_error must be 'raise' or 'quarantine', got {self.on_error!r}")
         if self.threads is not None and (
