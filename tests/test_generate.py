@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from churn_engine._generate import CATEGORIES, generate_log
+from churn_engine._generate import CATEGORIES, ITEM_COLUMNS, generate_log
 from churn_engine.errors import ConfigError
 
 END = dt.date(2026, 6, 30)
@@ -155,9 +155,89 @@ def test_single_customer() -> None:
         {"n_customers": 10, "end": dt.datetime(2026, 6, 30)},
         {"n_customers": 10, "string_ids": "yes"},
         {"n_customers": 10, "categories": 1},
+        {"n_customers": 10, "items": "yes"},
+        {"n_customers": 10, "items": True, "n_items": 5},
+        {"n_customers": 10, "items": True, "n_items": 2.5},
     ],
 )
 def test_bad_arguments(kwargs: dict[str, object]) -> None:
     n = kwargs.pop("n_customers")
     with pytest.raises(ConfigError):
         generate_log(n, **kwargs)  # type: ignore[arg-type]
+
+
+# -- items ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def item_log() -> pl.DataFrame:
+    return generate_log(N, seed=11, items=True, n_items=500)
+
+
+def test_items_schema_and_other_columns_unchanged(
+    log: pl.DataFrame, item_log: pl.DataFrame
+) -> None:
+    assert item_log.schema == pl.Schema(
+        {
+            "customer_id": pl.Int64,
+            "ts": pl.Datetime("us"),
+            "amount": pl.Float64,
+            "item_id": pl.Int64,
+            "quantity": pl.Int64,
+            "price": pl.Float64,
+            "cost": pl.Float64,
+        }
+    )
+    assert ITEM_COLUMNS == ("item_id", "quantity", "price", "cost")
+    assert item_log.null_count().sum_horizontal().item() == 0
+    # items come from their own random stream: the log itself is the same
+    assert item_log.select(log.columns).equals(log)
+    # and the items do not depend on the category column being written
+    both = generate_log(2_000, seed=5, items=True, categories=True, n_items=100)
+    assert both.drop("category").equals(generate_log(2_000, seed=5, items=True, n_items=100))
+    assert both.select("customer_id", "ts", "amount", "category").equals(
+        generate_log(2_000, seed=5, categories=True)
+    )
+
+
+def test_items_deterministic() -> None:
+    a = generate_log(1_000, seed=3, items=True, n_items=50)
+    assert a.equals(generate_log(1_000, seed=3, items=True, n_items=50))
+    assert not a.equals(generate_log(1_000, seed=4, items=True, n_items=50))
+
+
+def test_items_prices_quantities_costs(item_log: pl.DataFrame) -> None:
+    sales = item_log.filter(pl.col("amount") > 0)
+    refunds = item_log.filter(pl.col("amount") < 0)
+    assert (sales["quantity"] >= 1).all() and (refunds["quantity"] <= -1).all()
+    # unit price in cents, price * quantity = amount within half a cent per unit
+    error = (sales["price"] * sales["quantity"] - sales["amount"]).abs()
+    assert (error <= 0.005 * sales["quantity"] + 1e-9).all()
+    assert (item_log["price"] > 0).all() and (item_log["cost"] > 0).all()
+    # one unit cost per item; selling below cost is rare (discounted rows)
+    assert item_log.group_by("item_id").agg(pl.col("cost").n_unique())["cost"].max() == 1
+    assert (sales["price"] < sales["cost"]).mean() < 0.15
+    assert item_log["item_id"].min() >= 1 and item_log["item_id"].max() <= 500
+
+
+def test_items_long_tail(item_log: pl.DataFrame) -> None:
+    units = (
+        item_log.filter(pl.col("amount") > 0)
+        .group_by("item_id")
+        .agg(pl.col("quantity").sum(), pl.col("price").median())
+        .sort("quantity", descending=True)
+    )
+    assert units.height >= 400
+    top = units.head(units.height // 10)["quantity"].sum()
+    assert top > 0.4 * units["quantity"].sum()  # Zipf-like: a few items sell most
+    assert units["quantity"].median() < units["quantity"].mean() / 2
+    # cheap items sell in volume, premium items rarely
+    cheap = units.filter(pl.col("price") < pl.col("price").quantile(0.25))["quantity"].median()
+    premium = units.filter(pl.col("price") > pl.col("price").quantile(0.9))["quantity"].median()
+    assert cheap > 3 * premium
+
+
+def test_items_new_items_start_late(item_log: pl.DataFrame) -> None:
+    first_sale = item_log.group_by("item_id").agg(pl.col("ts").min())["ts"]
+    late = (first_sale > dt.datetime.combine(END - dt.timedelta(days=160), dt.time())).sum()
+    assert 5 <= late <= 60  # about 5 % of 500 launched in the last 150 days

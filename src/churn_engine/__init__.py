@@ -18,6 +18,13 @@ from .errors import (
     SchemaError,
 )
 from .funnel import FunnelResult, FunnelStats, funnel
+from .products import (
+    PRODUCT_CLASSES,
+    ProductResult,
+    ProductRules,
+    ProductThresholds,
+    product_classes,
+)
 from .report import ReportSection, render_report, report, report_sections
 from .summary import lifetimes_summary
 
@@ -25,6 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_SEGMENT_MAP",
+    "PRODUCT_CLASSES",
     "Action",
     "ActionTable",
     "BacktestResult",
@@ -37,6 +45,9 @@ __all__ = [
     "KernelError",
     "Migration",
     "ModelError",
+    "ProductResult",
+    "ProductRules",
+    "ProductThresholds",
     "ReportSection",
     "RfmCuts",
     "SchemaError",
@@ -51,6 +62,7 @@ __all__ = [
     "funnel",
     "lifetimes_summary",
     "migration",
+    "product_classes",
     "render_report",
     "report",
     "report_sections",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import pathlib
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -27,7 +28,7 @@ __all__ = ["REJECT_REASONS", "Prepared", "parse_as_of", "prepare"]
 _EPOCH = dt.date(1970, 1, 1)
 TimeUnit = Literal["ns", "us", "ms"]
 _ID, _DAY, _AMOUNT, _CAT = "__churn_id", "__churn_day", "__churn_amount", "__churn_cat"
-_REASON, _AFTER = "__churn_reason", "__churn_after"
+_REASON, _AFTER, _ROW = "__churn_reason", "__churn_after", "__churn_row"
 
 #: reason code -> (machine-readable reason, which column it is about)
 REJECT_REASONS: dict[int, tuple[str, str]] = {
@@ -75,6 +76,9 @@ class Prepared:
     rows_after_as_of: int
     rejected_by_reason: dict[str, int]
     rejects: pl.DataFrame | None
+    #: with ``prepare(..., keep=...)``: the accepted rows (input position, id,
+    #: day, amount, category and the kept columns as read) instead of segments
+    rows: pl.DataFrame | None = None
 
     @property
     def rows_rejected(self) -> int:
@@ -129,7 +133,9 @@ def _check_tz(tz: str) -> None:
         ) from None
 
 
-def _column_types(lf: pl.LazyFrame, config: ScoreConfig) -> dict[str, pl.DataType]:
+def _column_types(
+    lf: pl.LazyFrame, config: ScoreConfig, keep: Mapping[str, str] | None = None
+) -> dict[str, pl.DataType]:
     try:
         schema = lf.collect_schema()
     except pl.exceptions.PolarsError as exc:
@@ -141,6 +147,7 @@ def _column_types(lf: pl.LazyFrame, config: ScoreConfig) -> dict[str, pl.DataTyp
     }
     if config.category_col is not None:
         wanted["category_col"] = config.category_col
+    wanted.update(keep or {})
     missing = [f"{name!r} ({option})" for option, name in wanted.items() if name not in schema]
     if missing:
         raise SchemaError(
@@ -252,20 +259,26 @@ def prepare(
     config: ScoreConfig,
     as_of: dt.date | dt.datetime | None,
     csv_path: pathlib.Path | None = None,
+    *,
+    keep: Mapping[str, str] | None = None,
 ) -> Prepared:
     """Read, validate and encode the source; raise or quarantine bad rows.
 
     ``csv_path``: the source is this CSV file; if Polars cannot parse it, it
     is read again line by line so malformed lines can be named or rejected.
+    ``keep``: more input columns to carry along (option name -> column name,
+    the option naming the column in a missing-column error); the accepted
+    rows are then returned as the frame ``Prepared.rows`` and no kernel
+    segments are built.
     """
     _check_tz(config.tz)
     try:
-        return _prepare(lf, config, as_of, {})
+        return _prepare(lf, config, as_of, {}, keep)
     except _CsvParseError as failure:
         if csv_path is None:
             raise failure.error from failure.error.__cause__
     lenient = read_csv_leniently(csv_path, "\t" if csv_path.suffix.lower() == ".tsv" else ",")
-    return _prepare(lenient.frame, config, as_of, lenient.malformed)
+    return _prepare(lenient.frame, config, as_of, lenient.malformed, keep)
 
 
 class _CsvParseError(Exception):
@@ -279,8 +292,9 @@ def _prepare(
     config: ScoreConfig,
     as_of: dt.date | dt.datetime | None,
     malformed: dict[int, tuple[int, int, int]],
+    keep: Mapping[str, str] | None = None,
 ) -> Prepared:
-    types = _column_types(lf, config)
+    types = _column_types(lf, config, keep)
     id_expr, id_kind = _id_expr(types[config.customer_col], config)
     amount, integer_amounts = _amount_expr(types[config.amount_col], config)
     ts_type = types[config.ts_col]
@@ -305,6 +319,9 @@ def _prepare(
         columns.append(_category_expr(types[config.category_col], config).alias(_CAT))
         reason = reason.when(pl.col(config.category_col).is_null()).then(7)
     columns.append(reason.otherwise(0).cast(pl.UInt8).alias(_REASON))
+    if keep is not None:
+        columns.append(pl.int_range(pl.len(), dtype=pl.Int64).alias(_ROW))
+        columns.extend(pl.col(name) for name in dict.fromkeys(keep.values()))
 
     as_of_local: dt.date | dt.datetime | None = None
     if isinstance(as_of, dt.datetime):
@@ -341,7 +358,10 @@ def _prepare(
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
         message = f"cannot read the input: {_first_line(exc)}"
         raise DataError(message, reason="unreadable_input") from exc
-    return _split(frame, lf, config, as_of, as_of_local, id_kind, integer_amounts, types, malformed)
+    return _split(
+        frame, lf, config, as_of, as_of_local, id_kind, integer_amounts, types, malformed,
+        keep is not None,
+    )  # fmt: skip
 
 
 def _first_line(exc: BaseException) -> str:
@@ -358,6 +378,7 @@ def _split(
     integer_amounts: bool,
     types: dict[str, pl.DataType],
     malformed: dict[int, tuple[int, int, int]],
+    rows_only: bool = False,
 ) -> Prepared:
     rows_read = frame.height
     reasons = frame.get_column(_REASON)
@@ -413,6 +434,9 @@ def _split(
         rejected_by_reason=rejected_by_reason,
         rejects=rejects,
     )
+    if rows_only:
+        prepared.rows = frame.drop(_REASON, _AFTER, strict=False)
+        return prepared
     _to_segments(prepared, frame, config, types)
     return prepared
 

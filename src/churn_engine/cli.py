@@ -8,6 +8,7 @@ Subcommands:
   HTML report with charts;
 - ``generate --customers N -o FILE``: write a synthetic transaction log;
 - ``demo``: generate a sample, score it and print a summary;
+- ``products INPUT``: sell-through rate and product classes of the items;
 - ``backtest INPUT --as-of DATE``: score as of a past day, check the status
   against who came back in the following days, suggest cycle thresholds.
 - ``churn-rate INPUT [-o OUTPUT]``: the churn rate on every day (week,
@@ -41,10 +42,11 @@ from typing import Any, TextIO
 
 import polars as pl
 
-from . import __version__, api
+from . import __version__, api, products
 from ._backtest import backtest, calibrate
 from ._generate import generate_log
 from ._generate_events import generate_events
+from ._io import open_source
 from ._migration import migration
 from ._prepare_events import FunnelOptions
 from ._rate import FREQS, ChurnRateRun, run_churn_rate
@@ -481,6 +483,29 @@ examples:
   {PROG} generate --customers 100000 -o transactions.parquet
   {PROG} generate --customers 5000000 -o big.parquet --seed 7
   {PROG} generate --customers 1000 -o sample.csv --string-ids --categories --end 2025-12-31
+  {PROG} generate --customers 100000 -o items.parquet --items --n-items 5000
+"""
+
+_PRODUCTS_DESCRIPTION = """\
+Sell-through rate and product classes of the items of a transaction log:
+traffic (high volume, low margin), profit (high margin, bought by repeat
+buyers), potential (low volume, high margin or rising), edge (low volume,
+low margin, or no sale) and core (the rest), by quantile rules over the
+items; and which classes the churned (and other) customers bought. The
+customers are scored as by 'score' for their buyer type and status.
+
+INPUT is a transaction log with an item column (and optionally unit price,
+unit cost and quantity columns). The margin measure is the margin rate with
+--cost-col, else the unit price. Definitions: docs/products.md.
+"""
+
+_PRODUCTS_EPILOG = f"""\
+examples:
+  {PROG} products items.parquet --quantity-col quantity --cost-col cost
+  {PROG} products log.parquet --as-of 2026-06-30 -o items.parquet --mix-out mix.csv
+  {PROG} products log.csv --catalog listed.csv --lookback-days 365 --volume orders
+
+-o writes one row per item with its class; --mix-out the status x class table.
 """
 
 _DEMO_DESCRIPTION = """\
@@ -721,7 +746,26 @@ def build_parser() -> argparse.ArgumentParser:
         help='string customer ids like "C0004812305" instead of Int64',
     )  # fmt: skip
     p.add_argument("--categories", action="store_true", help="add a product category column")
+    p.add_argument(
+        "--items", action="store_true",
+        help="add item_id, quantity, price (unit price) and cost (unit cost) columns",
+    )  # fmt: skip
+    p.add_argument(
+        "--n-items", type=_positive_int, default=2_000, metavar="N",
+        help="number of items with --items (default: 2000)",
+    )  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+    # products
+    p = commands.add_parser(
+        "products",
+        help="sell-through rate and product classes of the items",
+        description=_PRODUCTS_DESCRIPTION,
+        epilog=_PRODUCTS_EPILOG,
+        formatter_class=_Formatter,
+    )
+    p.set_defaults(handler=_cmd_products)
+    _add_products_options(p)
 
     # demo
     p = commands.add_parser(
@@ -989,6 +1033,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             years=args.years,
             string_ids=args.string_ids,
             categories=args.categories,
+            items=args.items,
+            n_items=args.n_items,
         )
         progress("write")
         path = write_atomic(log, args.output)
@@ -1064,6 +1110,195 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not args.quiet:
         size = path.stat().st_size
         print(f"wrote the report to {path} ({size / 1024:,.0f} KiB) in {elapsed:.1f} s")
+    return 0
+
+
+_RULE_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(products.ProductRules)
+}
+
+
+def _add_products_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", metavar="INPUT", help="transaction log: .parquet, .csv or .arrow")
+    p.add_argument(
+        "-o", "--output", metavar="OUTPUT",
+        help=f"write the item table here; format from the extension ({_EXTENSIONS})",
+    )  # fmt: skip
+    p.add_argument("--mix-out", metavar="FILE", help="write the status x class table here")
+    p.add_argument(
+        "--as-of", type=parse_as_of, metavar="DATE",
+        help="as of this ISO date or datetime (default: the last day in the data)",
+    )  # fmt: skip
+    columns = p.add_argument_group("columns")
+    columns.add_argument(
+        "--item-col", default="item_id", metavar="NAME", help="item id column (default: item_id)"
+    )
+    columns.add_argument(
+        "--price-col", metavar="NAME",
+        help="unit price column (default: amount / quantity, or amount)",
+    )  # fmt: skip
+    columns.add_argument(
+        "--cost-col", metavar="NAME",
+        help="unit cost column; with it the margin measure is the margin rate, else the price",
+    )  # fmt: skip
+    columns.add_argument(
+        "--quantity-col", metavar="NAME", help="units per row (default: one unit per row)"
+    )
+    columns.add_argument(
+        "--catalog", metavar="FILE",
+        help="listed items (a file with the item column); items without a sale count as unsold",
+    )  # fmt: skip
+    for option, field, what in (
+        ("--customer-col", "customer_col", "customer id column"),
+        ("--ts-col", "ts_col", "timestamp column"),
+        ("--amount-col", "amount_col", "amount column (negative = refund)"),
+    ):
+        columns.add_argument(
+            option, default=_DEFAULTS[field], metavar="NAME",
+            help=f"{what} (default: {_DEFAULTS[field]})",
+        )  # fmt: skip
+    columns.add_argument(
+        "--category-col", metavar="NAME",
+        help="score per customer x category (statuses and buyer types per category)",
+    )  # fmt: skip
+    columns.add_argument(
+        "--tz", default=_DEFAULTS["tz"], metavar="ZONE",
+        help=f"time zone days are cut in (default: {_DEFAULTS['tz']})",
+    )  # fmt: skip
+    columns.add_argument(
+        "--ts-unit", choices=TS_UNITS, help="unit of integer epoch timestamps (required for them)"
+    )
+    rules = p.add_argument_group("product rules (quantiles are over the items sold)")
+    rules.add_argument(
+        "--volume", choices=("units", "orders"), default=_RULE_DEFAULTS["volume"],
+        help=f"volume measure (default: {_RULE_DEFAULTS['volume']})",
+    )  # fmt: skip
+    for name, what in (
+        ("volume_high_quantile", "high volume: at least this quantile"),
+        ("volume_low_quantile", "low volume: at most this quantile"),
+        ("margin_high_quantile", "high margin: at least this quantile"),
+        ("margin_low_quantile", "low margin: at most this quantile"),
+        ("repeat_share_quantile", "profit: repeat-buyer share at least this quantile"),
+    ):
+        rules.add_argument(
+            "--" + name.replace("_", "-"), type=float, default=_RULE_DEFAULTS[name],
+            metavar="Q", help=f"{what} (default: {_RULE_DEFAULTS[name]})",
+        )  # fmt: skip
+    for name, what in (
+        ("sell_through_days", "sell-through: sold in the last DAYS"),
+        ("rising_recent_days", "rising: the recent window"),
+        ("rising_baseline_days", "rising: the baseline window before it"),
+    ):
+        rules.add_argument(
+            "--" + name.replace("_", "-"), type=int, default=_RULE_DEFAULTS[name],
+            metavar="DAYS", help=f"{what} (default: {_RULE_DEFAULTS[name]})",
+        )  # fmt: skip
+    rules.add_argument(
+        "--rising-ratio", type=float, default=_RULE_DEFAULTS["rising_ratio"], metavar="X",
+        help="rising: recent daily volume at least X times the baseline's "
+        f"(default: {_RULE_DEFAULTS['rising_ratio']})",
+    )  # fmt: skip
+    rules.add_argument(
+        "--rising-min-orders", type=int, default=_RULE_DEFAULTS["rising_min_orders"],
+        metavar="N", help="rising: at least N orders in the recent window "
+        f"(default: {_RULE_DEFAULTS['rising_min_orders']})",
+    )  # fmt: skip
+    rules.add_argument(
+        "--lookback-days", type=int, metavar="DAYS",
+        help="volumes, money and quantiles over the last DAYS only (default: all rows)",
+    )  # fmt: skip
+    status = p.add_argument_group("status rules (as for 'score')")
+    for option, field, metavar, kind in (
+        ("--at-risk-cycles", "at_risk_cycles", "X", float),
+        ("--churn-cycles", "churn_cycles", "X", float),
+        ("--horizon-days", "horizon_days", "DAYS", int),
+    ):
+        status.add_argument(
+            option, type=kind, default=_DEFAULTS[field], metavar=metavar,
+            help=f"(default: {_DEFAULTS[field]})",
+        )  # fmt: skip
+    run = p.add_argument_group("run")
+    run.add_argument(
+        "--on-error", choices=("raise", "quarantine"), default="raise",
+        help="stop at the first bad row, or set bad rows aside (default: raise)",
+    )  # fmt: skip
+    run.add_argument("--threads", type=int, metavar="N", help="worker threads (default: all cores)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+
+_RULE_NAMES = re.compile(
+    r"\b(?:volume_high_quantile|volume_low_quantile|margin_high_quantile|margin_low_quantile"
+    r"|repeat_share_quantile|sell_through_days|rising_recent_days|rising_baseline_days"
+    r"|rising_ratio|rising_min_orders|lookback_days)\b"
+)
+
+
+def _cmd_products(args: argparse.Namespace) -> int:
+    outputs = [path for path in (args.output, args.mix_out) if path is not None]
+    for path in outputs:
+        format_for(path)
+        check_destination(path)
+    if len(outputs) == 2 and _same_path(*outputs):
+        raise ConfigError("--output and --mix-out name the same file")
+    try:
+        rules = products.ProductRules(
+            volume=args.volume,
+            **{name: getattr(args, name) for name in _RULE_DEFAULTS
+               if name not in ("volume", "thresholds")},
+        )  # fmt: skip
+    except ConfigError as exc:
+        message = _RULE_NAMES.sub(lambda m: "--" + m.group(0).replace("_", "-"), str(exc))
+        raise ConfigError(message) from None
+    options = dict(
+        customer_col=args.customer_col,
+        ts_col=args.ts_col,
+        amount_col=args.amount_col,
+        category_col=args.category_col,
+        tz=args.tz,
+        ts_unit=args.ts_unit,
+        at_risk_cycles=args.at_risk_cycles,
+        churn_cycles=args.churn_cycles,
+        horizon_days=args.horizon_days,
+        on_error=args.on_error,
+        threads=args.threads,
+    )
+    _config(**options)  # option errors name the command-line options
+    source = _check_input(args.input)
+    if any(_same_path(source, path) for path in outputs):
+        raise ConfigError("an output would overwrite INPUT; choose another file")
+    catalog = None
+    if args.catalog is not None:
+        catalog = open_source(_check_input(args.catalog)).collect()
+
+    start = time.perf_counter()
+    with Progress(enabled=not args.quiet) as progress:
+        result = products.product_classes(
+            source,
+            as_of=args.as_of,
+            item_col=args.item_col,
+            price_col=args.price_col,
+            cost_col=args.cost_col,
+            quantity_col=args.quantity_col,
+            catalog=catalog,
+            rules=rules,
+            progress=progress,
+            **options,
+        )
+        if args.output is not None:
+            progress("write")
+            write_atomic(result.items, args.output)
+        if args.mix_out is not None:
+            write_atomic(result.churned_mix, args.mix_out)
+    elapsed = time.perf_counter() - start
+    if args.on_error == "quarantine" and result.rejected_by_reason:
+        _warn(f"{sum(result.rejected_by_reason.values()):,} rows were set aside")
+    print(result)
+    if not args.quiet:
+        print(f"time {elapsed:.2f} s")
+        if args.output is not None:
+            print(f"wrote {result.items.height:,} items to {args.output}")
+        if args.mix_out is not None:
+            print(f"wrote the status x class table to {args.mix_out}")
     return 0
 
 
@@ -1598,7 +1833,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         _error(
             "choose a command: score, churn-rate, backtest, migration, report, funnel, "
-            "generate, generate-events or demo"
+            "products, generate, generate-events or demo"
         )
         return 2
     try:
