@@ -745,3 +745,23 @@ def test_renders_in_headless_chromium(tmp_path: pathlib.Path) -> None:
     shutil.copyfile(shot, saved)
     shutil.copyfile(out, ARTIFACTS / "report.html")
     print(f"report screenshot: {saved}")
+
+
+def test_products_section_from_an_item_column(tmp_path: pathlib.Path) -> None:
+    """A log with ``item_id`` gets the product-classes section: items and revenue
+    per class as churn_engine.product_classes counts them, and the churned
+    customers who bought each class."""
+    log = hand_log().with_columns(item_id=pl.Series([1, 2, 1, 3, 2, 2, 1, 1, 4, 3]))
+    page = churn_engine.report(log, tmp_path / "r.html", as_of=AS_OF).read_text()
+    charts = figures(page)
+    assert {"product_classes", "product_classes_revenue"} <= set(charts)
+    found = churn_engine.product_classes(log, as_of=AS_OF)
+    items = mark_data(charts["product_classes"], "value", "label")
+    assert {label: float(v) for (label,), v in items.items()} == {
+        c: float(n) for c, n in found.classes.select("class", "items").rows()
+    }
+    churned = found.churned_mix.filter(pl.col("status") == "churned")
+    rows = {r[0]: r for r in table_rows(figures(page, "table")["product_table"])}
+    for cls, customers in churned.select("class", "customers").rows():
+        assert f"{customers:,}" in rows[cls]
+    assert "product_table" not in figures(hand_report(tmp_path), "table")

@@ -48,6 +48,7 @@ from .api import AsOf, Scorer
 from .config import BUYER_TYPES, STATUSES, ScoreConfig
 from .errors import ConfigError
 from .funnel import funnel as behaviour_funnel
+from .products import product_classes
 
 __all__ = [
     "DEFAULT_TITLE",
@@ -172,7 +173,7 @@ def report(
         _step(progress, "churn rate")
         churn_rate = _churn_rate_hook(source, result, config)
     if products is None:
-        products = _products_hook(source, result, config)
+        products = _products_hook(source, result, config, as_of, progress)
     if actions is None:
         actions = _actions_hook(result, config)
     _step(progress, "charts")
@@ -240,9 +241,37 @@ def _funnel_hook(events: Any, config: ScoreConfig) -> pl.DataFrame | None:
     return result.funnel.select("step", pl.col("users").alias("count"))
 
 
-def _products_hook(data: Any, result: ScoreResult, config: ScoreConfig) -> pl.DataFrame | None:
-    """The product classes of ``data`` (class[, products, customers, revenue, ...])."""
-    return None
+def _products_hook(
+    data: Any, result: ScoreResult, config: ScoreConfig, as_of: AsOf, progress: Progress | None
+) -> pl.DataFrame | None:
+    """Product classes when the log has an ``item_id`` column (with ``price``,
+    ``cost`` and ``quantity`` used when present): items and revenue per class,
+    and how many churned customers bought each class."""
+    names = set(open_source(data).collect_schema().names())
+    if PRODUCT_ITEM_COL not in names or result.customers.height == 0:
+        return None
+    _step(progress, "products")
+    optional: dict[str, Any] = {
+        f"{c}_col": c if c in names else None for c in ("price", "cost", "quantity")
+    }
+    options: dict[str, Any] = {name: getattr(config, name) for name in _PRODUCT_OPTIONS}
+    found = product_classes(
+        data, as_of=as_of, item_col=PRODUCT_ITEM_COL, customers=result.customers, **optional,
+        **options,
+    )  # fmt: skip
+    churned = found.churned_mix.filter(pl.col("status") == "churned").select(
+        "class",
+        pl.col("customers").alias("churned_buyers"),
+        pl.col("customer_share").alias("churned_buyer_share"),
+    )
+    return found.classes.join(churned, on="class", how="left", maintain_order="left")
+
+
+#: the item column that turns the product-classes section on
+PRODUCT_ITEM_COL = "item_id"
+#: the ScoreConfig fields product_classes() takes (reading, validation, statuses)
+_PRODUCT_OPTIONS = ("customer_col", "ts_col", "amount_col", "category_col", "tz", "ts_unit",
+                    "on_error", "threads")  # fmt: skip
 
 
 def _actions_hook(result: ScoreResult, config: ScoreConfig) -> pl.DataFrame | None:
