@@ -30,11 +30,11 @@ The result is deterministic for a given ``seed`` and the same arguments.
 from __future__ import annotations
 
 import datetime as dt
-import operator
 
 import numpy as np
 import polars as pl
 
+from ._generate import _check_int
 from ._prepare_events import BEHAVIOURS
 from .errors import ConfigError
 
@@ -254,16 +254,3 @@ def _chunk(
             "ts": seconds[order],
         }
     )
-
-
-def _check_int(name: str, value: object, low: int, high: int | None) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(f"{name} must be an int, got {value!r}")
-    try:
-        value = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise ConfigError(f"{name} must be an int, got {value!r}") from None
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"between {low} and {high:,}"
-        raise ConfigError(f"{name} must be {bound}, got {value!r}")
-    return int(value)
