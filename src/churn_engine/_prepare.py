@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -523,28 +523,46 @@ def _data_error(
     malformed: dict[int, tuple[int, int, int]],
 ) -> DataError:
     reason, role = REJECT_REASONS[code]
+    column = {
+        "customer": config.customer_col,
+        "ts": config.ts_col,
+        "amount": config.amount_col,
+        "category": config.category_col,
+    }.get(role)
+    return bad_row_error(
+        reason=reason, column=column, row=row, n_bad=n_bad,
+        advice="fix the input or pass on_error='quarantine' to score the rest and get the bad "
+        "rows in ScoreResult.rejects",
+        example=lambda: _example_row(lf, config, row),
+        malformed=malformed.get(row) if role == "line" else None,
+    )  # fmt: skip
+
+
+def bad_row_error(
+    *,
+    reason: str,
+    column: str | None,
+    row: int,
+    n_bad: int,
+    advice: str,
+    example: Callable[[], dict[str, Any]],
+    malformed: tuple[int, int, int] | None = None,
+    detail: str = "",
+) -> DataError:
+    """The error of the first bad row: the column, the reason, the row as an
+    example (or the malformed CSV line), how many rows are bad, what to do."""
     more = f" ({n_bad:,} bad rows in all)" if n_bad > 1 else ""
-    advice = (
-        "fix the input or pass on_error='quarantine' to score the rest and get the bad "
-        "rows in ScoreResult.rejects"
-    )
-    if role == "line":
-        line, found, expected = malformed[row]
+    if malformed is not None:
+        line, found, expected = malformed
         return DataError(
             f"malformed CSV line {line} (row {row}): {found} fields where the header has "
             f"{expected}{more}; {advice}",
             reason=reason,
             row=row,
         )
-    column = {
-        "customer": config.customer_col,
-        "ts": config.ts_col,
-        "amount": config.amount_col,
-        "category": config.category_col,
-    }[role]
-    example = _example_row(lf, config, row)
     return DataError(
-        f"column {column!r}: {reason.replace('_', ' ')} at row {row}: {example}{more}; {advice}",
+        f"column {column!r}: {reason.replace('_', ' ')} at row {row}: {example()}{more}{detail}; "
+        f"{advice}",
         column=column,
         reason=reason,
         row=row,

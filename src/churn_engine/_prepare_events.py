@@ -37,6 +37,7 @@ from ._prepare import (
     _first_line,
     _id_expr,
     _view,
+    bad_row_error,
 )
 from .config import TS_UNITS, ScoreConfig
 from .errors import ConfigError, DataError, SchemaError
@@ -401,35 +402,21 @@ def _data_error(
     malformed: dict[int, tuple[int, int, int]],
 ) -> DataError:
     reason, role = EVENT_REJECT_REASONS[code]
-    more = f" ({n_bad:,} bad rows in all)" if n_bad > 1 else ""
-    advice = (
-        "fix the input or pass on_error='quarantine' to count the rest and get the bad "
-        "rows in FunnelResult.rejects"
-    )
-    if role == "line":
-        line, found, expected = malformed[row]
-        return DataError(
-            f"malformed CSV line {line} (row {row}): {found} fields where the header has "
-            f"{expected}{more}; {advice}",
-            reason=reason,
-            row=row,
-        )
     column = {"user": options.user_col, "ts": options.ts_col,
-              "behaviour": options.behaviour_col}[role]  # fmt: skip
-    example = _example_row(lf, carrier, row)
+              "behaviour": options.behaviour_col}.get(role)  # fmt: skip
     detail = ""
     if reason == "unknown_behaviour":
         detail = (
             f"; the values must be one of {', '.join(BEHAVIOURS)} (exactly, in lower case); "
             f"unknown values include {_unknown_values(lf, options)}"
         )
-    return DataError(
-        f"column {column!r}: {reason.replace('_', ' ')} at row {row}: {example}{more}{detail}; "
-        f"{advice}",
-        column=column,
-        reason=reason,
-        row=row,
-    )
+    return bad_row_error(
+        reason=reason, column=column, row=row, n_bad=n_bad,
+        advice="fix the input or pass on_error='quarantine' to count the rest and get the bad "
+        "rows in FunnelResult.rejects",
+        example=lambda: _example_row(lf, carrier, row),
+        malformed=malformed.get(row) if role == "line" else None, detail=detail,
+    )  # fmt: skip
 
 
 def _unknown_values(lf: pl.LazyFrame, options: FunnelOptions, limit: int = 5) -> str:
