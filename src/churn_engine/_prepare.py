@@ -589,12 +589,22 @@ def _example_row(lf: pl.LazyFrame, config: ScoreConfig, row: int) -> dict[str, A
 
 
 def _rejects_table(lf: pl.LazyFrame, config: ScoreConfig, reasons: pl.Series) -> pl.DataFrame:
-    names = pl.Series([REJECT_REASONS.get(i, ("", ""))[0] for i in range(11)])
+    return rejects_table(lf, _needed(config), REJECT_REASONS, reasons)
+
+
+def rejects_table(
+    lf: pl.LazyFrame,
+    columns: list[str],
+    reason_names: dict[int, tuple[str, str]],
+    reasons: pl.Series,
+) -> pl.DataFrame:
+    """The rejected rows (``reasons != 0``): their index, input ``columns`` and reason."""
+    names = pl.Series([reason_names.get(i, ("", ""))[0] for i in range(max(reason_names) + 1)])
     bad = pl.DataFrame(
         {"row": pl.int_range(len(reasons), eager=True, dtype=pl.Int64), "code": reasons}
     ).filter(pl.col("code") != 0)
     original = (
-        lf.select(_needed(config))
+        lf.select(columns)
         .with_row_index("row")
         .with_columns(pl.col("row").cast(pl.Int64))
         .join(bad.lazy(), on="row", how="inner")

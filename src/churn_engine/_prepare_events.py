@@ -38,6 +38,7 @@ from ._prepare import (
     _id_expr,
     _view,
     bad_row_error,
+    rejects_table,
 )
 from .config import TS_UNITS, ScoreConfig
 from .errors import ConfigError, DataError, SchemaError
@@ -438,24 +439,7 @@ def _unknown_values(lf: pl.LazyFrame, options: FunnelOptions, limit: int = 5) ->
 
 
 def _rejects_table(lf: pl.LazyFrame, options: FunnelOptions, reasons: pl.Series) -> pl.DataFrame:
-    names = pl.Series(
-        [EVENT_REJECT_REASONS.get(i, ("", ""))[0] for i in range(max(EVENT_REJECT_REASONS) + 1)]
-    )
-    bad = pl.DataFrame(
-        {"row": pl.int_range(len(reasons), eager=True, dtype=pl.Int64), "code": reasons}
-    ).filter(pl.col("code") != 0)
-    original = (
-        lf.select(input_columns(options))
-        .with_row_index("row")
-        .with_columns(pl.col("row").cast(pl.Int64))
-        .join(bad.lazy(), on="row", how="inner")
-        .collect()
-    )
-    return (
-        original.with_columns(reason=names.gather(original.get_column("code").cast(pl.Int64)))
-        .drop("code")
-        .sort("row")
-    )
+    return rejects_table(lf, input_columns(options), EVENT_REJECT_REASONS, reasons)
 
 
 def input_columns(options: FunnelOptions) -> list[str]:
