@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from churn_engine import api, cli
+from churn_engine import _cli_score, api, cli
 from churn_engine._generate import generate_log
 from churn_engine._stats import ScoreResult, ScoreStats
 from churn_engine._writers import write_atomic
@@ -372,10 +372,17 @@ def test_demo_plumbing(
     tmp_path: pathlib.Path,
     fake_engine: list[dict[str, Any]],
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     folder = tmp_path / "new" / "demo"
+    reports: list[tuple[Any, Any, Any]] = []
+    monkeypatch.setattr(
+        _cli_score, "report",
+        lambda data, output, *, as_of, progress: reports.append((data, output, as_of)),
+    )  # fmt: skip
     assert cli.main(["demo", "--customers", "300", "--dir", str(folder), "--seed", "2"]) == 0
     (call,) = fake_engine
+    assert reports == [(call["data"], folder / "report.html", cli.DEFAULT_END)]
     assert call["data"] == str(folder / "transactions.parquet")
     assert call["as_of"] == cli.DEFAULT_END
     assert pl.read_parquet(folder / "transactions.parquet").equals(generate_log(300, seed=2))
@@ -383,6 +390,7 @@ def test_demo_plumbing(
     out = capsys.readouterr().out
     assert "churn rate" in out
     assert str(folder / "scores.parquet") in out
+    assert str(folder / "report.html") in out
 
 
 # -- summary -------------------------------------------------------------------

@@ -44,6 +44,7 @@ from ._generate import generate_log
 from ._writers import check_destination, write_atomic, write_json_atomic
 from .config import ScoreConfig
 from .errors import ConfigError
+from .report import report
 
 # -- score -------------------------------------------------------------------
 
@@ -219,9 +220,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 # -- demo --------------------------------------------------------------------
 
 _DEMO_DESCRIPTION = """\
-Generate a sample transaction log, score it and print a summary. Both files
-(transactions.parquet and scores.parquet) are kept in a new temporary folder,
-or in --dir, so that you can look at them.
+Generate a sample transaction log, score it, print a summary and write the
+HTML report. The files (transactions.parquet, scores.parquet and
+report.html) are kept in a new temporary folder, or in --dir, so that you can
+look at them.
 """
 
 _DEMO_EPILOG = f"""\
@@ -258,6 +260,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         folder = pathlib.Path(tempfile.mkdtemp(prefix="churn-engine-demo-"))
     log_path = folder / "transactions.parquet"
     scores_path = folder / "scores.parquet"
+    report_path = folder / "report.html"
 
     start = time.perf_counter()
     with Progress(enabled=not args.quiet) as progress:
@@ -270,7 +273,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         result = api.Scorer(ScoreConfig()).run(str(log_path), as_of=DEFAULT_END, progress=progress)
         progress("write scores")
         write_atomic(result.customers, scores_path)
-    elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        report(str(log_path), report_path, as_of=DEFAULT_END,
+               progress=lambda stage: progress(f"report: {stage}"))  # fmt: skip
 
     print(format_summary(result, elapsed))
     print()
@@ -278,4 +283,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"scores:       {scores_path}  ({result.customers.height:,} rows)")
     snippet = f"import polars as pl; print(pl.read_parquet({str(scores_path)!r}))"
     print(f'look at them: python -c "{snippet}"')
+    print(f"report:       {report_path}  (open it in a browser)")
+    print(f"next:         {PROG} backtest {log_path} --as-of 2025-06-30")
     return 0
