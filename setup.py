@@ -48,7 +48,7 @@ if sys.platform == "darwin":  # Apple clang has no bundled OpenMP
 extensions = [
     Extension(
         "churn_engine._kernel",
-        sources=["src/churn_engine/_kernel.pyx", "csrc/churn_sort.c", "csrc/churn_group.c", "csrc/churn_partition.c"],
+        sources=["src/churn_engine/_kernel.pyx", "csrc/churn_sort.c", "csrc/churn_group.c", "csrc/churn_partition.c", "csrc/churn_strings.c"],
         include_dirs=["csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
