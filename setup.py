@@ -53,6 +53,7 @@ extensions = [
             "csrc/churn_sort.c",
             "csrc/churn_group.c",
             "csrc/churn_partition.c",
+            "csrc/churn_strings.c",
         ],
         include_dirs=["csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

@@ -2,7 +2,8 @@
 
 The inputs of every stage are prepared once per module by the engine
 itself: one ``Scorer().run`` on a generated log of ``CHURN_BENCH_CUSTOMERS``
-customers (default 200_000, int64 ids) with the kernel functions wrapped so
+customers (default 200_000, int64 ids; string ids for ``encode_strings``)
+with the kernel functions wrapped so
 that each call's arguments are recorded (copied before the call). Each
 benchmark then replays one stage's recorded calls, so it times exactly what
 ``Scorer.run`` asks of the kernel. A stage that ``Scorer.run`` no longer
@@ -42,6 +43,7 @@ STAGES = (
     "rfm_scores",
 )
 IN_PLACE = {"group_statistics"}
+STRING_STAGES = ("encode_strings",)  # recorded on a log with string ids
 
 Call = tuple[tuple[Any, ...], dict[str, Any]]
 
@@ -49,12 +51,14 @@ Call = tuple[tuple[Any, ...], dict[str, Any]]
 class Recorded:
     """The kernel calls of one ``Scorer().run``, by stage."""
 
-    def __init__(self, customers: int) -> None:
-        log = generate_log(customers, seed=7)
+    def __init__(
+        self, customers: int, stages: tuple[str, ...] = STAGES, string_ids: bool = False
+    ) -> None:
+        log = generate_log(customers, seed=7, string_ids=string_ids)
         self.rows = log.height
-        self.calls: dict[str, list[Call]] = {name: [] for name in STAGES}
+        self.calls: dict[str, list[Call]] = {name: [] for name in stages}
         originals: dict[str, Callable[..., Any]] = {}
-        for name in STAGES:
+        for name in stages:
             func = getattr(_kernel, name, None)
             if func is None:
                 continue
@@ -98,6 +102,11 @@ def recorded() -> Recorded:
     return Recorded(CUSTOMERS)
 
 
+@pytest.fixture(scope="module")
+def recorded_strings() -> Recorded:
+    return Recorded(CUSTOMERS, STRING_STAGES, string_ids=True)
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_stage(benchmark: Any, recorded: Recorded, stage: str) -> None:
     if stage not in recorded.functions or not recorded.calls[stage]:
@@ -117,3 +126,8 @@ def test_stage(benchmark: Any, recorded: Recorded, stage: str) -> None:
         results = benchmark(recorded.replay(stage))
     assert len(results) == len(recorded.calls[stage])
     assert all(r is not None for r in results)
+
+
+@pytest.mark.parametrize("stage", STRING_STAGES)
+def test_string_stage(benchmark: Any, recorded_strings: Recorded, stage: str) -> None:
+    test_stage(benchmark, recorded_strings, stage)

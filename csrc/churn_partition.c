@@ -12,7 +12,8 @@ enum { STAGE_ROWS = 8 }; /* rows staged per partition: 192 bytes, 3 cache lines 
 static inline uint64_t flip(int64_t key) { return (uint64_t)key ^ 0x8000000000000000ULL; }
 
 static inline int64_t key_at(const churn_segment *s, const int32_t *rank_of_code, int64_t i) {
-    return s->codes ? (int64_t)rank_of_code[s->codes[i]] : s->ids[i];
+    if (!s->codes) return s->ids[i];
+    return rank_of_code ? (int64_t)rank_of_code[s->codes[i]] : (int64_t)s->codes[i];
 }
 
 int churn_key_range(const churn_segment *segments, int64_t n_segments,
@@ -21,7 +22,7 @@ int churn_key_range(const churn_segment *segments, int64_t n_segments,
     uint64_t lo = ~(uint64_t)0, hi = 0;
     for (int64_t k = 0; k < n_segments; k++) {
         const churn_segment *s = &segments[k];
-        if (s->codes) {
+        if (s->codes && rank_of_code) {
             for (int64_t i = 0; i < s->n; i++)
                 if (s->codes[i] < 0 || s->codes[i] >= n_codes) return CHURN_ERR_BAD_CODE;
         }

@@ -15,8 +15,8 @@
 #include "churn_sort.h"
 
 /* One aligned slice of the input columns. Exactly one of ids (int64 ids)
- * and codes (int32 dictionary codes, key = rank_of_code[code]) is set;
- * cats may be NULL. */
+ * and codes (int32 dictionary codes, key = rank_of_code[code], or the code
+ * itself when rank_of_code is NULL) is set; cats may be NULL. */
 typedef struct {
     const int64_t *ids;
     const int32_t *codes;
@@ -27,7 +27,8 @@ typedef struct {
 } churn_segment;
 
 /* Smallest and largest flipped key (unsigned order = signed key order).
- * Returns CHURN_ERR_BAD_CODE for a dictionary code outside [0, n_codes). */
+ * Returns CHURN_ERR_BAD_CODE for a dictionary code outside [0, n_codes)
+ * (with a rank_of_code). */
 int churn_key_range(const churn_segment *segments, int64_t n_segments,
                     const int32_t *rank_of_code, int64_t n_codes,
                     uint64_t *out_min, uint64_t *out_max);

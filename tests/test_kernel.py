@@ -15,12 +15,16 @@ a straightforward NumPy or pandas formulation of the same thing:
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import polars as pl
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import churn_engine
 from churn_engine import DataError, KernelError
@@ -561,6 +565,18 @@ def test_quantile_cuts_exact_order_statistics_for_big_int64() -> None:
         assert K.quantile_cuts(values, bins).tolist() == expected
 
 
+@pytest.mark.parametrize("span", [0, 1, 4 * 500 + 1024, 4 * 500 + 1025, 2**24 - 1, 2**24])
+def test_quantile_cuts_counting_and_selection_agree(span: int) -> None:
+    """Integers of a small span are counted (R days are negative, F counts
+    small), wider ones selected: the same order statistics either way."""
+    rng = np.random.default_rng(span % 1000)
+    values = rng.integers(-span // 2, -span // 2 + span, size=500, endpoint=True)
+    values[:2] = [-span // 2, -span // 2 + span]  # the span is exact
+    for bins in range(2, 10):
+        expected = np.quantile(values, np.arange(1, bins) / bins, method="lower")
+        np.testing.assert_array_equal(K.quantile_cuts(values, bins), expected.astype(np.float64))
+
+
 def test_quantile_cuts_need_values() -> None:
     with pytest.raises(ValueError):
         K.quantile_cuts(np.array([], dtype=np.float64), 5)
@@ -616,3 +632,206 @@ def test_rfm_scores_with_given_cuts_and_ties() -> None:
     empty = K.rfm_scores(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0),
                          r_cuts, f_cuts, m_cuts, 1)  # fmt: skip
     assert all(len(s) == 0 for s in empty)
+
+
+# ---------------------------------------------------------------------------
+# encode_strings (string ids -> ranks in UTF-8 byte order)
+# ---------------------------------------------------------------------------
+
+STRING_TYPES = [pa.string(), pa.large_string(), pa.string_view()]
+
+
+def _reference_ranks(values: list[bytes]) -> tuple[list[int], list[bytes]]:
+    """Ranks among the distinct values in byte order (Python compares bytes
+    like memcmp, then by length)."""
+    distinct = sorted(set(values))
+    rank = {v: i for i, v in enumerate(distinct)}
+    return [rank[v] for v in values], distinct
+
+
+def _encode(
+    arrays: list[pa.Array] | pa.ChunkedArray,
+    threads: int = 1,
+    part_bits: int = -1,
+    hash_mask: int = 2**64 - 1,
+) -> tuple[np.ndarray, list[bytes]]:
+    from churn_engine._prepare import _string_chunks
+
+    column = arrays if isinstance(arrays, pa.ChunkedArray) else _Chunks(arrays)
+    n = sum(len(a) for a in column.chunks)
+    ranks = np.full(n, -1, dtype=np.int32)
+    offsets, data = K.encode_strings(ranks, _string_chunks(column), threads, part_bits, hash_mask)
+    raw = data.tobytes()
+    dictionary = [raw[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
+    return ranks, dictionary
+
+
+class _Chunks:
+    """Chunks of different Arrow string types (a ChunkedArray needs one type)."""
+
+    def __init__(self, arrays: list[pa.Array]) -> None:
+        self.chunks = arrays
+
+    def __len__(self) -> int:
+        return sum(len(a) for a in self.chunks)
+
+
+def _check_encoding(strings: list[str], ranks: np.ndarray, dictionary: list[bytes]) -> None:
+    expected_ranks, expected_dictionary = _reference_ranks([s.encode() for s in strings])
+    assert dictionary == expected_dictionary
+    np.testing.assert_array_equal(ranks, np.array(expected_ranks, dtype=np.int32))
+
+
+def test_encode_strings_by_hand() -> None:
+    strings = ["b", "a", "", "a\0", "ab", "a", "é", "z", "a\0"]
+    # byte order: "" < "a" < "a\0" < "ab" < "b" < "z" < "é" (0xC3 0xA9 > "z")
+    for kind in STRING_TYPES:
+        ranks, dictionary = _encode([pa.array(strings, type=kind)])
+        assert dictionary == [b"", b"a", b"a\0", b"ab", b"b", b"z", "é".encode()]
+        assert ranks.tolist() == [4, 1, 0, 2, 3, 1, 6, 5, 2]
+
+
+def test_encode_strings_of_nothing() -> None:
+    ranks, dictionary = _encode([])
+    assert ranks.size == 0 and dictionary == []
+    ranks, dictionary = _encode([pa.array([], type=k) for k in STRING_TYPES])
+    assert ranks.size == 0 and dictionary == []
+
+
+def _adversarial(rng: np.random.Generator, n: int) -> list[str]:
+    """Empty strings, NUL bytes, shared prefixes of every length around the
+    8/12/16-byte boundaries, non-ASCII, long strings (records of 255+ bytes),
+    many duplicates."""
+    alphabet = ["a", "b", "\0", "é", "中", "\U0001f600", "z", "0", "9"]
+    base = ["", "\0", "\0\0", "a", "a\0", "a\0\0"]
+    for length in (7, 8, 9, 11, 12, 13, 15, 16, 17, 24, 100, 127, 128, 129, 254, 255, 300, 1000):
+        prefix = "p" * length
+        base += [prefix, prefix + "\0", prefix + "a", prefix + "b", prefix[:-1] + "q"]
+    picks = []
+    for _ in range(n):
+        if rng.random() < 0.5:
+            picks.append(base[rng.integers(len(base))])
+        else:
+            k = int(rng.integers(0, 20))
+            head = base[rng.integers(len(base))] if rng.random() < 0.3 else ""
+            picks.append(head + "".join(alphabet[i] for i in rng.integers(0, len(alphabet), k)))
+    return picks
+
+
+@pytest.mark.parametrize("kinds", [[t] for t in STRING_TYPES] + [STRING_TYPES])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_encode_strings_adversarial(kinds: list[pa.DataType], threads: int) -> None:
+    rng = np.random.default_rng(len(kinds) * 10 + threads)
+    strings = _adversarial(rng, 3_000)
+    cuts = sorted(rng.integers(0, len(strings), 4).tolist())
+    arrays = [
+        pa.array(["x"] * 3 + strings[a:b], type=kinds[k % len(kinds)]).slice(3)
+        for k, (a, b) in enumerate(itertools.pairwise([0, *cuts, len(strings)]))
+    ]
+    ranks, dictionary = _encode(arrays, threads=threads)
+    _check_encoding(strings, ranks, dictionary)
+
+
+@pytest.mark.parametrize("hash_mask", [0, 1, 0xFF, 2**63], ids=lambda m: f"mask{m:x}")
+@pytest.mark.parametrize("part_bits", [0, 3])
+def test_encode_strings_survives_hash_collisions(hash_mask: int, part_bits: int) -> None:
+    """With a hash of few bits, distinct strings share hashes (and probe
+    chains, and partitions): equality is by bytes, so nothing merges. All
+    rows in one partition also overflows its share of the scatter region."""
+    rng = np.random.default_rng(hash_mask % 97 + part_bits)
+    strings = _adversarial(rng, 2_000)
+    kind = STRING_TYPES[part_bits % 3]
+    ranks, dictionary = _encode(
+        [pa.array(strings, type=kind)], part_bits=part_bits, hash_mask=hash_mask
+    )
+    _check_encoding(strings, ranks, dictionary)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda i: f"C{i:010d}", id="packed-ids"),  # 11 bytes, 40 varying bits
+        pytest.param(lambda i: f"customer-{i:07d}-of-the-shop-{i % 13}", id="shared-16-prefix"),
+        pytest.param(lambda i: "%016x" % (i * 0x9E3779B97F4A7C15 % 2**64), id="hex-16"),
+        pytest.param(lambda i: bytes(range(i % 7, i % 7 + 20)).decode() + str(i), id="binary"),
+    ],
+)
+def test_encode_strings_many_rows_and_threads(make: Any) -> None:
+    """Enough rows for several blocks and partitions, enough distinct values
+    for the parallel MSD pass of the sort, both key forms (packed 16-byte
+    window, 8-byte chunks)."""
+    rng = np.random.default_rng(11)
+    values = [make(int(i)) for i in rng.choice(10**9, 12_000, replace=False)]
+    strings = [values[i] for i in rng.integers(0, len(values), 80_000)]
+    chunks = [pa.array(strings[:30_000], type=pa.string_view()),
+              pa.array(strings[30_000:], type=pa.large_string())]  # fmt: skip
+    for threads in (1, 2):
+        ranks, dictionary = _encode(chunks, threads=threads)
+        _check_encoding(strings, ranks, dictionary)
+
+
+@settings(max_examples=100 if os.environ.get("CI") else 50)
+@given(
+    st.lists(st.text(alphabet=st.sampled_from("ab\0é中z"), max_size=20), max_size=60),
+    st.lists(st.sampled_from(STRING_TYPES), min_size=1, max_size=3),
+    st.integers(0, 5),
+    st.sampled_from([2**64 - 1, 0, 3]),
+)
+def test_encode_strings_matches_sorted_set(
+    strings: list[str], kinds: list[pa.DataType], n_cuts: int, hash_mask: int
+) -> None:
+    cuts = sorted({(len(strings) * (k + 1)) // (n_cuts + 1) for k in range(n_cuts)})
+    arrays = [
+        pa.array(strings[a:b], type=kinds[k % len(kinds)])
+        for k, (a, b) in enumerate(itertools.pairwise([0, *cuts, len(strings)]))
+    ]
+    ranks, dictionary = _encode(arrays, part_bits=2, hash_mask=hash_mask)
+    _check_encoding(strings, ranks, dictionary)
+
+
+def test_encode_strings_hash_is_the_kernels() -> None:
+    """The inline-view fast path hashes like the generic path: a string gets
+    one rank whatever the chunk's type (checked above); here the exposed hash
+    is a function of the bytes and the length only."""
+    assert K.string_hash(np.frombuffer(b"ab", np.uint8)) != K.string_hash(
+        np.frombuffer(b"ab\0", np.uint8)
+    )
+    assert K.string_hash(np.frombuffer(b"", np.uint8)) == K.string_hash(np.empty(0, np.uint8))
+
+
+def test_encode_strings_rejects_malformed_buffers() -> None:
+    data = np.frombuffer(b"abcdef", np.uint8)
+    ranks = np.empty(2, np.int32)
+    bad_offsets = [
+        np.array([0, 4, 9], np.int32),  # past the data
+        np.array([0, 4, 2], np.int32),  # decreasing
+        np.array([-1, 2, 3], np.int32),  # negative
+    ]
+    for offsets in bad_offsets:
+        with pytest.raises(KernelError, match="outside their buffers"):
+            K.encode_strings(ranks, [(K.STRING_UTF8, 2, offsets, [data])], 1)
+    view = np.zeros(16, np.uint8)
+    view[:4] = np.frombuffer(np.int32(20).tobytes(), np.uint8)  # 20 bytes out of line
+    view[8:12] = np.frombuffer(np.int32(1).tobytes(), np.uint8)  # buffer 1 of 1
+    with pytest.raises(KernelError, match="outside their buffers"):
+        K.encode_strings(np.empty(1, np.int32), [(K.STRING_VIEW, 1, view, [data])], 1)
+    view[:4] = np.frombuffer(np.int32(-3).tobytes(), np.uint8)  # negative length
+    with pytest.raises(KernelError, match="outside their buffers"):
+        K.encode_strings(np.empty(1, np.int32), [(K.STRING_VIEW, 1, view, [data])], 1)
+    with pytest.raises(ValueError, match="one entry per row"):
+        K.encode_strings(np.empty(3, np.int32), [(K.STRING_UTF8, 2, bad_offsets[0], [data])], 1)
+    with pytest.raises(ValueError, match="n \\+ 1 offsets"):
+        K.encode_strings(ranks, [(K.STRING_LARGE_UTF8, 2, np.zeros(2, np.int64), [data])], 1)
+
+
+def test_group_rows_takes_ranks_as_keys() -> None:
+    """int32 segments without rank_of_code: the codes are the keys (ranks
+    from encode_strings)."""
+    rng = np.random.default_rng(12)
+    codes = rng.integers(0, 50, size=400).astype(np.int32)
+    days = rng.integers(0, 9, size=400).astype(np.int32)
+    amounts = rng.normal(size=400)
+    rows, _ = rows_of(group_rows([codes[:150], codes[150:]], None, [days[:150], days[150:]],
+                                 [amounts[:150].view(np.int64), amounts[150:].view(np.int64)],
+                                 None, 400, False, 2))  # fmt: skip
+    np.testing.assert_array_equal(rows.view(ROW)["key"], np.sort(codes))

@@ -506,8 +506,7 @@ def _window_occasions(
     group = [_KEY, _CAT] if with_cat else [_KEY]
     first = frame.group_by(group).agg(pl.col(_DAY).min())
     key_values = first.get_column(_KEY).to_numpy()
-    if prepared.id_kind == "string":
-        assert prepared.id_rank_of_code is not None
+    if prepared.id_rank_of_code is not None:
         key_values = prepared.id_rank_of_code[key_values]
     columns: dict[str, pl.Series] = {
         config.customer_col: _customer_ids(prepared, key_values, config.customer_col)

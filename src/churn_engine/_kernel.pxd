@@ -1,7 +1,7 @@
 # cython: language_level=3
 """C declarations shared by the compiled kernel (csrc/ helpers)."""
 
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
 
 cdef extern from "churn_status.h":
@@ -10,6 +10,7 @@ cdef extern from "churn_status.h":
     int CHURN_ERR_OVERFLOW
     int CHURN_ERR_TOO_MANY
     int CHURN_ERR_BAD_CODE
+    int CHURN_ERR_BAD_STRING
 
 
 cdef extern from "churn_sort.h":
@@ -48,3 +49,31 @@ cdef extern from "churn_partition.h":
                              uint64_t kmin, int shift, const churn_segment *segments,
                              int64_t n_segments, const int32_t *rank_of_code, int64_t n_rows,
                              int threads) nogil
+
+
+cdef extern from "churn_strings.h":
+    int CHURN_STR_UTF8
+    int CHURN_STR_LARGE_UTF8
+    int CHURN_STR_VIEW
+    ctypedef struct churn_str_chunk:
+        int32_t kind
+        int64_t n
+        const int32_t *offsets32
+        const int64_t *offsets64
+        const uint8_t *data
+        int64_t data_len
+        const uint8_t *views
+        const uint8_t *const *buffers
+        const int64_t *buffer_lens
+        int64_t n_buffers
+    ctypedef struct churn_str_dict:
+        pass
+    int churn_str_encode(int32_t *out_ranks, churn_str_dict **out_dict,
+                         const churn_str_chunk *chunks, int64_t n_chunks, int threads,
+                         int part_bits, uint64_t hash_mask) nogil
+    int64_t churn_str_dict_size(const churn_str_dict *d) nogil
+    int64_t churn_str_dict_bytes(const churn_str_dict *d) nogil
+    void churn_str_dict_write(const churn_str_dict *d, int64_t *out_offsets,
+                              uint8_t *out_data) nogil
+    void churn_str_dict_free(churn_str_dict *d) nogil
+    uint64_t churn_str_hash(const uint8_t *data, int64_t n) nogil

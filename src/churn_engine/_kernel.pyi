@@ -14,6 +14,18 @@ class Grouped:
     groups: npt.NDArray[np.int64]
     no_purchase: int
 
+STRING_UTF8: int
+STRING_LARGE_UTF8: int
+STRING_VIEW: int
+
+def encode_strings(
+    out_ranks: npt.NDArray[np.int32],
+    chunks: list[tuple[int, int, np.ndarray, list[npt.NDArray[np.uint8]]]],
+    threads: int,
+    part_bits: int = -1,
+    hash_mask: int = 0xFFFFFFFFFFFFFFFF,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]: ...
+def string_hash(value: npt.NDArray[np.uint8]) -> int: ...
 def group_rows(
     id_segments: list[np.ndarray],
     rank_of_code: npt.NDArray[np.int32] | None,

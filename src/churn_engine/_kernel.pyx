@@ -11,12 +11,13 @@ Compiler directives are set once, in setup.py.
 
 from cython.parallel cimport parallel, prange
 from libc.math cimport NAN, floor, isinf, isnan, sqrt
-from libc.stdint cimport INT32_MIN, INT64_MIN, int8_t, int32_t, int64_t, uint64_t
+from libc.stdint cimport INT32_MIN, INT64_MIN, int8_t, int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 
 from ._kernel cimport (
     CHURN_ERR_BAD_CODE,
+    CHURN_ERR_BAD_STRING,
     CHURN_ERR_NOMEM,
     CHURN_ERR_OVERFLOW,
     CHURN_ERR_TOO_MANY,
@@ -34,6 +35,14 @@ from ._kernel cimport (
     churn_partition_rows,
     churn_segment,
     churn_sort_rows,
+    churn_str_chunk,
+    churn_str_dict,
+    churn_str_dict_bytes,
+    churn_str_dict_free,
+    churn_str_dict_size,
+    churn_str_dict_write,
+    churn_str_encode,
+    churn_str_hash,
 )
 
 import numpy as np
@@ -84,6 +93,10 @@ def _check(int rc, str stage):
         )
     if rc == CHURN_ERR_BAD_CODE:
         raise KernelError(f"churn-engine kernel ({stage}): customer code out of range")
+    if rc == CHURN_ERR_BAD_STRING:
+        raise KernelError(
+            f"churn-engine kernel ({stage}): string offsets or views outside their buffers"
+        )
     raise KernelError(f"churn-engine kernel ({stage}): failed with status {rc}")
 
 
@@ -114,8 +127,9 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
                bint integer_amounts, int threads):
     """Put rows in ascending customer order.
 
-    ``id_segments`` hold int64 ids (``rank_of_code`` is None) or int32
-    dictionary codes whose customer key is ``rank_of_code[code]``;
+    ``id_segments`` hold int64 ids, or int32 dictionary codes whose customer
+    key is ``rank_of_code[code]`` (the code itself when ``rank_of_code`` is
+    None: ranks from :func:`encode_strings`);
     ``amount_segments`` the raw 64 bits of each amount (an int64 view of
     int64 or float64 data). Rows are scattered into partitions by the high
     bits of their key's offset from the smallest key (so partitions are
@@ -128,15 +142,19 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
         cat_segments is not None and len(cat_segments) != n_segments
     ):
         raise ValueError("all columns need the same segments")
-    cdef bint dense = rank_of_code is not None
+    cdef bint dense = rank_of_code is not None or any(
+        getattr(ids, "dtype", None) == np.int32 for ids in id_segments
+    )
     cdef const int32_t[::1] ranks
     cdef const int32_t *rank_ptr = NULL
     cdef int64_t n_codes = 0
-    if dense:
+    if rank_of_code is not None:
         ranks = rank_of_code
         n_codes = ranks.shape[0]
         if n_codes:
             rank_ptr = &ranks[0]
+        elif n_rows:
+            _check(CHURN_ERR_BAD_CODE, "group")  # no code is valid
 
     cdef int64_t total = 0, n
     for k in range(n_segments):
@@ -257,6 +275,126 @@ cdef bint _segment_view(churn_segment *view, ids, days, amounts, cats, bint dens
         cat_values = cats
         view.cats = &cat_values[0]
     return True
+
+
+# --------------------------------------------------------------------------
+# stage 0 (string ids): dense ranks in byte order
+# --------------------------------------------------------------------------
+
+#: kinds of string chunk for :func:`encode_strings`
+STRING_UTF8 = 0
+STRING_LARGE_UTF8 = 1
+STRING_VIEW = 2
+
+# stands in for the data of an empty buffer (C must not get NULL + offset)
+cdef uint8_t _EMPTY_BYTES[1]
+
+
+cdef const uint8_t *_bytes_of(const uint8_t[::1] values) noexcept:
+    return &values[0] if values.shape[0] else _EMPTY_BYTES
+
+
+def encode_strings(int32_t[::1] out_ranks, list chunks, int threads, int part_bits=-1,
+                   uint64_t hash_mask=0xFFFFFFFFFFFFFFFF):
+    """Rank every string among the distinct ones, in ascending byte order.
+
+    ``chunks``: Arrow string arrays without nulls, in row order, each as
+    ``(kind, n, locator, buffers)``: ``STRING_UTF8`` / ``STRING_LARGE_UTF8``
+    with int32 / int64 offsets (``n + 1``, the array's offset applied) and
+    ``buffers = [data]``; ``STRING_VIEW`` with the ``16 * n`` bytes of views
+    and the variadic data buffers; buffers as uint8 arrays. Writes each row's
+    rank to ``out_ranks`` (all rows, chunk after chunk) and returns the
+    distinct strings in rank order as large_utf8 buffers ``(offsets, data)``.
+    ``part_bits`` (partitions, default from the row count) and ``hash_mask``
+    (ANDed into every hash) exist for tests.
+    """
+    cdef Py_ssize_t n_chunks = len(chunks), k, j, n_rows = 0
+    cdef churn_str_chunk *views = <churn_str_chunk *>calloc(n_chunks + 1, sizeof(churn_str_chunk))
+    cdef const uint8_t **buffer_ptrs = NULL
+    cdef int64_t *buffer_lens = NULL
+    cdef Py_ssize_t n_buffers = 0, used = 0
+    cdef const int32_t[::1] offsets32
+    cdef const int64_t[::1] offsets64
+    cdef const uint8_t[::1] raw
+    cdef churn_str_dict *dictionary = NULL
+    cdef int rc = CHURN_OK
+    if views == NULL:
+        raise MemoryError("churn-engine kernel (encode): out of memory")
+    try:
+        for chunk in chunks:
+            n_buffers += len(chunk[3])
+        buffer_ptrs = <const uint8_t **>calloc(n_buffers + 1, sizeof(uint8_t *))
+        buffer_lens = <int64_t *>calloc(n_buffers + 1, sizeof(int64_t))
+        if buffer_ptrs == NULL or buffer_lens == NULL:
+            raise MemoryError("churn-engine kernel (encode): out of memory")
+        for k in range(n_chunks):
+            kind, n, locator, buffers = chunks[k]
+            views[k].kind = kind
+            views[k].n = n
+            if n < 0:
+                raise ValueError("a chunk with a negative length")
+            n_rows += n
+            if kind == STRING_VIEW:
+                raw = locator
+                if raw.shape[0] != 16 * n:
+                    raise ValueError("string views: 16 bytes per string expected")
+                views[k].views = _bytes_of(raw)
+                views[k].buffers = buffer_ptrs + used
+                views[k].buffer_lens = buffer_lens + used
+                views[k].n_buffers = len(buffers)
+                for j in range(len(buffers)):
+                    raw = buffers[j]
+                    buffer_ptrs[used] = _bytes_of(raw)
+                    buffer_lens[used] = raw.shape[0]
+                    used += 1
+            elif kind == STRING_UTF8 or kind == STRING_LARGE_UTF8:
+                if len(buffers) != 1:
+                    raise ValueError("utf8 strings: one data buffer expected")
+                if kind == STRING_UTF8:
+                    offsets32 = locator
+                    if offsets32.shape[0] != n + 1:
+                        raise ValueError("utf8 strings: n + 1 offsets expected")
+                    views[k].offsets32 = &offsets32[0]
+                else:
+                    offsets64 = locator
+                    if offsets64.shape[0] != n + 1:
+                        raise ValueError("large_utf8 strings: n + 1 offsets expected")
+                    views[k].offsets64 = &offsets64[0]
+                raw = buffers[0]
+                views[k].data = _bytes_of(raw)
+                views[k].data_len = raw.shape[0]
+            else:
+                raise ValueError(f"unknown string chunk kind {kind!r}")
+        if out_ranks.shape[0] != n_rows:
+            raise ValueError("out_ranks needs one entry per row")
+        with nogil:
+            rc = churn_str_encode(&out_ranks[0] if n_rows else NULL, &dictionary, views,
+                                  n_chunks, threads, part_bits, hash_mask)
+        _check(rc, "encode")
+        offsets_arr = np.empty(churn_str_dict_size(dictionary) + 1, dtype=np.int64)
+        data_arr = np.empty(churn_str_dict_bytes(dictionary), dtype=np.uint8)
+        _write_dictionary(dictionary, offsets_arr, data_arr)
+        return offsets_arr, data_arr
+    finally:
+        churn_str_dict_free(dictionary)
+        free(views)
+        free(buffer_ptrs)
+        free(buffer_lens)
+
+
+cdef void _write_dictionary(const churn_str_dict *dictionary, int64_t[::1] offsets,
+                            uint8_t[::1] data):
+    with nogil:
+        churn_str_dict_write(dictionary, &offsets[0], _mutable_bytes(data))
+
+
+cdef uint8_t *_mutable_bytes(uint8_t[::1] values) noexcept nogil:
+    return &values[0] if values.shape[0] else _EMPTY_BYTES
+
+
+def string_hash(const uint8_t[::1] value):
+    """The kernel's hash of one string's bytes (for tests)."""
+    return churn_str_hash(_bytes_of(value), value.shape[0])
 
 
 # --------------------------------------------------------------------------
@@ -760,8 +898,9 @@ def cycle_status(const int32_t[::1] cat, const int64_t[::1] n_orders,
 
 def quantile_cuts(values, int bins):
     """The ``i/bins`` order statistics, i = 1..bins-1, by selection (no full
-    sort): the element at index ``((n - 1) * i) // bins`` of the sorted values,
-    as ``numpy.quantile(values, i / bins, method="lower")``."""
+    sort), or by counting for integers of a small range: the element at index
+    ``((n - 1) * i) // bins`` of the sorted values, as
+    ``numpy.quantile(values, i / bins, method="lower")``."""
     cdef int64_t n = values.shape[0], k, prev = 0, i
     cuts = np.empty(bins - 1, dtype=np.float64)
     cdef double[::1] out = cuts
@@ -778,13 +917,54 @@ def quantile_cuts(values, int bins):
                 out[i - 1] = churn_select_double(&work_f[prev], n - prev, k - prev)
                 prev = k
     else:
-        work_i = np.array(values, dtype=np.int64, copy=True)
+        ints = np.ascontiguousarray(values, dtype=np.int64)
+        if _counting_cuts(ints, bins, out):
+            return cuts
+        work_i = np.array(ints, dtype=np.int64, copy=True)
         with nogil:
             for i in range(1, bins):
                 k = ((n - 1) * i) // bins
                 out[i - 1] = <double>churn_select_int64(&work_i[prev], n - prev, k - prev)
                 prev = k
     return cuts
+
+
+cdef enum:
+    # counting is used when the values span fewer integers than this (and
+    # not many more than there are values): R (days) and F (order counts)
+    _COUNTING_MAX_SPAN = 1 << 24
+
+
+cdef bint _counting_cuts(const int64_t[::1] values, int bins, double[::1] out):
+    """The cut points of :func:`quantile_cuts` by counting, when the values
+    span a small range of integers (R: days, F: order counts): one pass and
+    a walk over the counts, O(n + span), no copy. False when the span is too
+    wide (selection then)."""
+    cdef int64_t n = values.shape[0], i, k, j = 0, seen
+    cdef int64_t lo = values[0], hi = values[0]
+    cdef uint64_t span
+    with nogil:
+        for i in range(n):
+            if values[i] < lo:
+                lo = values[i]
+            elif values[i] > hi:
+                hi = values[i]
+    span = <uint64_t>hi - <uint64_t>lo  # no signed overflow for extreme values
+    if span >= _COUNTING_MAX_SPAN or span > <uint64_t>(4 * n + 1024):
+        return False
+    counts_arr = np.zeros(span + 1, dtype=np.int64)
+    cdef int64_t[::1] counts = counts_arr
+    with nogil:
+        for i in range(n):
+            counts[values[i] - lo] += 1  # < span: no overflow
+        seen = counts[0]
+        for i in range(1, bins):
+            k = ((n - 1) * i) // bins
+            while seen <= k:  # the k-th smallest is the first value with more than k below or at it
+                j += 1
+                seen += counts[j]
+            out[i - 1] = <double>(lo + j)
+    return True
 
 
 def rfm_scores(const int64_t[::1] recency_days, const int64_t[::1] n_orders, money,

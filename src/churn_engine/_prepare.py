@@ -19,6 +19,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import _kernel
 from ._csv import MALFORMED, read_csv_leniently
 from .config import ScoreConfig
 from .errors import ConfigError, DataError, SchemaError
@@ -61,9 +62,10 @@ class Prepared:
     n_rows: int
     id_kind: str  # "int", "uint64" or "string"
     id_dtype: pl.DataType
-    id_segments: list[np.ndarray]  # int64 ids ("int"/"uint64") or int32 codes ("string")
+    id_segments: list[np.ndarray]  # int64 ids ("int"/"uint64") or int32 ranks ("string")
     id_dictionary: pl.Series | None  # string ids: distinct values in ascending byte order
-    id_rank_of_code: np.ndarray | None  # string ids: dictionary code -> rank
+    #: dictionary code -> rank when id_segments hold codes; None: they hold ranks
+    id_rank_of_code: np.ndarray | None
     day_segments: list[np.ndarray]  # int32 days since 1970-01-01 in tz
     amount_bits: list[np.ndarray]  # int64 views of int64 or float64 amounts
     integer_amounts: bool
@@ -462,6 +464,67 @@ def _dictionary(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Array, np.
     return indices, dictionary.take(pa.array(order)), rank
 
 
+def encode_strings(column: pa.ChunkedArray, threads: int) -> tuple[np.ndarray, pa.LargeStringArray]:
+    """Rank null-free strings in ascending UTF-8 byte order, in the kernel.
+
+    Returns (int32 rank of every row, the distinct strings in rank order).
+    Much faster than pyarrow's ``dictionary_encode`` plus a sort of the
+    dictionary: the kernel reads the Arrow buffers in place, hashes into
+    cache-sized partitions and sorts only the distinct strings.
+    """
+    ranks = np.empty(len(column), dtype=np.int32)
+    offsets, data = _kernel.encode_strings(ranks, _string_chunks(column), threads)
+    dictionary = pa.LargeStringArray.from_buffers(
+        len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data)
+    )
+    return ranks, dictionary
+
+
+_EMPTY_BYTES = np.empty(0, dtype=np.uint8)
+
+
+def _bytes(buffer: pa.Buffer | None) -> np.ndarray:
+    return _EMPTY_BYTES if buffer is None else np.frombuffer(buffer, dtype=np.uint8)
+
+
+StringChunk = tuple[int, int, np.ndarray, list[np.ndarray]]
+
+
+def _string_chunks(column: pa.ChunkedArray) -> list[StringChunk]:
+    """The kernel's view of each chunk: (kind, length, offsets or views, data buffers)."""
+    chunks: list[StringChunk] = []
+    for array in column.chunks:
+        if array.null_count:
+            raise AssertionError("accepted rows have no nulls")
+        n = len(array)
+        if n == 0:
+            continue
+        kind = array.type
+        if pa.types.is_dictionary(kind):
+            array = array.dictionary_decode()
+            kind = array.type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)
+                or pa.types.is_string_view(kind)):  # fmt: skip
+            array = array.cast(pa.large_string())
+            kind = array.type
+        buffers = array.buffers()
+        if pa.types.is_string_view(kind):
+            views = np.frombuffer(
+                buffers[1], dtype=np.uint8, count=16 * n, offset=16 * array.offset
+            )
+            chunks.append((_kernel.STRING_VIEW, n, views, [_bytes(b) for b in buffers[2:]]))
+            continue
+        width, code = (
+            (4, _kernel.STRING_UTF8) if pa.types.is_string(kind) else (8, _kernel.STRING_LARGE_UTF8)
+        )
+        offsets = np.frombuffer(
+            buffers[1], dtype=np.int32 if width == 4 else np.int64, count=n + 1,
+            offset=width * array.offset,
+        )  # fmt: skip
+        chunks.append((code, n, offsets, [_bytes(buffers[2])]))
+    return chunks
+
+
 def _same_array(a: pa.Array, b: pa.Array) -> bool:
     return len(a) == len(b) and all(
         (x is None and y is None) or (x is not None and y is not None and x.address == y.address)
@@ -472,33 +535,45 @@ def _same_array(a: pa.Array, b: pa.Array) -> bool:
 def _to_segments(
     prepared: Prepared, frame: pl.DataFrame, config: ScoreConfig, types: dict[str, pl.DataType]
 ) -> None:
-    table = frame.select([c for c in (_ID, _DAY, _AMOUNT, _CAT) if c in frame.columns]).to_arrow()
+    ranks = None
     if prepared.id_kind == "string":
-        indices, dictionary, rank = _dictionary(table.column(_ID))
-        table = table.set_column(0, _ID, indices)
+        # string views straight from Polars: no copy into large_string first
+        ids = frame.select(_ID).to_arrow(compat_level=pl.CompatLevel.newest()).column(0)
+        ranks, dictionary = encode_strings(ids, 0 if config.threads is None else config.threads)
+        del ids
         prepared.id_dictionary = pl.Series(config.customer_col, dictionary, dtype=pl.String)
-        prepared.id_rank_of_code = rank
+    names = [c for c in (_ID, _DAY, _AMOUNT, _CAT) if c in frame.columns]
+    if ranks is not None:
+        names.remove(_ID)
+    table = frame.select(names).to_arrow()
     cat_rank = None
     if config.category_col is not None:
+        index = table.column_names.index(_CAT)
         indices, dictionary, cat_rank = _dictionary(table.column(_CAT))
-        table = table.set_column(3, _CAT, indices)
+        table = table.set_column(index, _CAT, indices)
         prepared.categories = pl.Series(config.category_col, dictionary)
         prepared.cat_dtype = types[config.category_col]
         prepared.cat_segments = []
     # record batches share chunk boundaries across columns: aligned, zero-copy views
+    start = 0
     for batch in table.to_batches():
         if batch.num_rows == 0:
             continue
-        ids = _view(batch.column(0))
-        if prepared.id_kind == "uint64":
-            # flipping the top bit maps unsigned order onto signed order
-            ids = ids.view(np.int64) ^ np.int64(-(2**63))
-        prepared.id_segments.append(ids)
-        prepared.day_segments.append(_view(batch.column(1)))
-        prepared.amount_bits.append(_view(batch.column(2)).view(np.int64))
+        columns = dict(zip(batch.schema.names, batch.columns, strict=True))
+        if ranks is not None:
+            prepared.id_segments.append(ranks[start : start + batch.num_rows])
+            start += batch.num_rows
+        else:
+            ids = _view(columns[_ID])
+            if prepared.id_kind == "uint64":
+                # flipping the top bit maps unsigned order onto signed order
+                ids = ids.view(np.int64) ^ np.int64(-(2**63))
+            prepared.id_segments.append(ids)
+        prepared.day_segments.append(_view(columns[_DAY]))
+        prepared.amount_bits.append(_view(columns[_AMOUNT]).view(np.int64))
         if cat_rank is not None:
             assert prepared.cat_segments is not None
-            prepared.cat_segments.append(cat_rank[_view(batch.column(3))])
+            prepared.cat_segments.append(cat_rank[_view(columns[_CAT])])
 
 
 def _view(array: pa.Array) -> np.ndarray:

@@ -6,6 +6,9 @@ Run (best with the sanitizer build, see .ci/fuzz and docs/reliability.md)::
     python tests/fuzz/fuzz_kernel.py -max_total_time=60 [CORPUS_DIR]
     python tests/fuzz/fuzz_kernel.py CRASH_FILE          # replay one input
 
+The same bytes also give a list of string ids for encode_strings, checked
+against sorted(set(...)) of their bytes.
+
 The bytes choose: int64 ids (or int32 dictionary codes with a rank table, as
 for string ids), int32 day numbers, the 64 bits of each amount (int64, or a
 finite float64), optional category ranks, how the rows are cut into
@@ -39,9 +42,11 @@ from draw import Draw as BaseDraw  # the harnesses run as scripts: their folder 
 with atheris.instrument_imports(include=["churn_engine"]):
     import numpy as np
     import polars as pl
+    import pyarrow as pa
 
     import churn_engine
     from churn_engine import _kernel
+    from churn_engine._prepare import _string_chunks
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MAX_DAY = 2_932_896  # 9999-12-31 as days since 1970-01-01
@@ -386,6 +391,45 @@ def check_public(case: dict) -> None:
         assert result["r_score"].min() >= 1 and result["r_score"].max() <= case["bins"]
 
 
+# -- string ids --------------------------------------------------------------
+
+_STRING_TYPES = (pa.string(), pa.large_string(), pa.string_view())
+_PIECES = ("", "\0", "a", "b", "é", "中", "z", "0", "9", "\U0001f600")
+
+
+def check_strings(d: Draw) -> None:
+    """encode_strings (ranks in byte order) against sorted(set(bytes)): shared
+    prefixes around the 8/12/16-byte boundaries, NUL bytes, long strings, chunks
+    of every Arrow string type (sliced), few-bit hashes that collide."""
+    pool = []
+    for _ in range(d.int(1, 40)):
+        head = "p" * d.pick((0, 0, 4, 7, 8, 11, 12, 15, 16, 17, 130, 260))
+        pool.append(head + "".join(d.pick(_PIECES) for _ in range(d.int(0, 12))))
+    strings = [d.pick(pool) for _ in range(d.int(0, 200))]
+    cuts = sorted(d.int(0, len(strings)) for _ in range(d.int(0, 3)))
+    arrays = []
+    for a, b in itertools.pairwise([0, *cuts, len(strings)]):
+        pad = d.int(0, 3)
+        whole = pa.array(["pad"] * pad + strings[a:b], type=d.pick(_STRING_TYPES))
+        arrays.append(whole.slice(pad))
+    column = pa.chunked_array(arrays) if len({a.type for a in arrays}) == 1 else None
+    chunks = (
+        _string_chunks(column)
+        if column is not None
+        else [c for array in arrays for c in _string_chunks(pa.chunked_array([array]))]
+    )
+    ranks = np.full(len(strings), -1, dtype=np.int32)
+    offsets, data = _kernel.encode_strings(
+        ranks, chunks, d.int(1, 3), d.int(-1, 4), d.pick((2**64 - 1, 0, 1, 0xFF, 2**63))
+    )
+    distinct = sorted({s.encode() for s in strings})
+    raw = data.tobytes()
+    assert [raw[offsets[i] : offsets[i + 1]] for i in range(len(distinct))] == distinct
+    assert len(offsets) == len(distinct) + 1
+    rank = {v: i for i, v in enumerate(distinct)}
+    assert ranks.tolist() == [rank[s.encode()] for s in strings], "ranks differ"
+
+
 # -- entry point -------------------------------------------------------------
 
 
@@ -409,6 +453,7 @@ _KNOWN = [sig for t in os.environ.get("CHURN_FUZZ_KNOWN", "").split(",") if t
 
 def test_one_input(data: bytes) -> None:
     case = draw_case(data)
+    check_strings(Draw(data))
     try:
         check_kernel(case)
         if case["public"]:

@@ -1,0 +1,1166 @@
+#define _DEFAULT_SOURCE /* madvise */
+#include "churn_strings.h"
+#include "churn_status.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ---- memory and threads --------------------------------------------------- */
+
+/* Big arrays go on huge pages where the system allows it: their accesses
+ * are partly random (with 4 KiB pages nearly each one a TLB miss) and a
+ * first touch costs a page fault per 4 KiB. */
+static void *big_alloc(size_t size) {
+    if (size < ((size_t)4 << 20)) return malloc(size ? size : 1);
+    void *p = NULL;
+    if (posix_memalign(&p, (size_t)2 << 20, size) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, size, MADV_HUGEPAGE); /* a hint: failure changes nothing */
+#endif
+    return p;
+}
+
+static inline int team_size(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+static inline int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* ---- reading strings ------------------------------------------------------ */
+
+static inline int32_t load_i32(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline uint64_t load64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* String i of chunk c (check_chunk accepted c). */
+static inline const uint8_t *str_at(const churn_str_chunk *c, int64_t i, int64_t *len) {
+    if (c->kind == CHURN_STR_VIEW) {
+        const uint8_t *v = c->views + 16 * i;
+        int32_t n = load_i32(v);
+        *len = n;
+        if (n <= 12) return v + 4;
+        return c->buffers[load_i32(v + 8)] + load_i32(v + 12);
+    }
+    int64_t start, end;
+    if (c->kind == CHURN_STR_UTF8) {
+        start = c->offsets32[i];
+        end = c->offsets32[i + 1];
+    } else {
+        start = c->offsets64[i];
+        end = c->offsets64[i + 1];
+    }
+    *len = end - start;
+    return c->data + start;
+}
+
+/* Every string of the chunk inside its buffers (Arrow data from pyarrow or
+ * Polars always is; this keeps a malformed array from reading out of bounds). */
+static int check_chunk(const churn_str_chunk *c) {
+    if (c->n < 0) return CHURN_ERR_BAD_STRING;
+    if (c->n == 0) return CHURN_OK;
+    if (c->kind == CHURN_STR_VIEW) {
+        if (!c->views) return CHURN_ERR_BAD_STRING;
+        for (int64_t i = 0; i < c->n; i++) {
+            const uint8_t *v = c->views + 16 * i;
+            int32_t n = load_i32(v);
+            if (n < 0) return CHURN_ERR_BAD_STRING;
+            if (n <= 12) continue;
+            int32_t buffer = load_i32(v + 8), offset = load_i32(v + 12);
+            if (buffer < 0 || buffer >= c->n_buffers || offset < 0 || !c->buffers[buffer] ||
+                (int64_t)offset + n > c->buffer_lens[buffer])
+                return CHURN_ERR_BAD_STRING;
+        }
+        return CHURN_OK;
+    }
+    if (c->kind != CHURN_STR_UTF8 && c->kind != CHURN_STR_LARGE_UTF8) return CHURN_ERR_BAD_STRING;
+    if (c->kind == CHURN_STR_UTF8 ? !c->offsets32 : !c->offsets64) return CHURN_ERR_BAD_STRING;
+    int64_t prev = c->kind == CHURN_STR_UTF8 ? c->offsets32[0] : c->offsets64[0];
+    if (prev < 0) return CHURN_ERR_BAD_STRING;
+    for (int64_t i = 1; i <= c->n; i++) {
+        int64_t next = c->kind == CHURN_STR_UTF8 ? c->offsets32[i] : c->offsets64[i];
+        if (next < prev) return CHURN_ERR_BAD_STRING;
+        prev = next;
+    }
+    if (prev > c->data_len || (prev > 0 && !c->data)) return CHURN_ERR_BAD_STRING;
+    return CHURN_OK;
+}
+
+/* Calls BODY with (chunk c, its rows [first, last), global row of its first
+ * row base_) for the global rows [begin, end). A break in BODY (outside an
+ * inner loop) ends the walk. */
+#define FOR_ROW_RANGE(chunks, n_chunks, begin, end, BODY)                          \
+    do {                                                                           \
+        int64_t base_ = 0;                                                         \
+        for (int64_t k_ = 0; k_ < (n_chunks) && base_ < (end); k_++) {             \
+            const churn_str_chunk *c = &(chunks)[k_];                              \
+            int64_t first = (begin) > base_ ? (begin) - base_ : 0;                 \
+            int64_t last = (end) - base_ < c->n ? (end) - base_ : c->n;            \
+            if (first < last) { BODY }                                             \
+            base_ += c->n;                                                         \
+        }                                                                          \
+    } while (0)
+
+/* ---- hashing -------------------------------------------------------------- */
+
+/* The n bytes at p (0 < n <= 8) as a little-endian integer, zero padded,
+ * reading only those bytes (and no memcpy call of a variable size). */
+static inline uint64_t load_tail(const uint8_t *p, int64_t n) {
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + n - 4, 4);
+        return (uint64_t)lo | ((uint64_t)hi << (8 * (n - 4))); /* overlap: same bytes */
+    }
+    return (uint64_t)p[0] | ((uint64_t)p[n / 2] << (8 * (n / 2))) |
+           ((uint64_t)p[n - 1] << (8 * (n - 1)));
+}
+
+/* Byte equality of two strings of length len. */
+static inline int same_bytes(const uint8_t *a, const uint8_t *b, int64_t len) {
+    if (len <= 8) return len == 0 || load_tail(a, len) == load_tail(b, len);
+    if (len <= 16)
+        return load64(a) == load64(b) && load_tail(a + 8, len - 8) == load_tail(b + 8, len - 8);
+    return memcmp(a, b, (size_t)len) == 0;
+}
+
+static inline uint64_t fmix64(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static inline uint64_t mix_word(uint64_t h, uint64_t w) {
+    h = (h ^ w) * 0x87C37B91114253D5ULL;
+    return h ^ (h >> 31);
+}
+
+/* One multiply per 8 bytes, each step a bijection of the state (no input
+ * zeroes it), then a full avalanche; the length is mixed in first, so
+ * zero-padded tails of different lengths differ. */
+uint64_t churn_str_hash(const uint8_t *bytes, int64_t len) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)len * 0xC2B2AE3D27D4EB4FULL);
+    int64_t i = 0;
+    for (; i + 8 <= len; i += 8) h = mix_word(h, load64(bytes + i));
+    if (i < len) h = mix_word(h, load_tail(bytes + i, len - i));
+    return fmix64(h);
+}
+
+static inline uint64_t low_bytes(uint64_t w, int64_t n) { /* 0 < n <= 8 */
+    return n >= 8 ? w : w & ((((uint64_t)1) << (8 * n)) - 1);
+}
+
+/* churn_str_hash of an inline string view (length <= 12) from its two words
+ * of inline bytes: the same value without byte-wise tail loads. */
+static inline uint64_t hash_inline_view(const uint8_t *view, int64_t len) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)len * 0xC2B2AE3D27D4EB4FULL);
+    uint64_t w0 = load64(view + 4);
+    uint32_t w1;
+    memcpy(&w1, view + 12, 4);
+    if (len > 8) h = mix_word(mix_word(h, w0), low_bytes(w1, len - 8));
+    else if (len > 0) h = mix_word(h, low_bytes(w0, len));
+    return fmix64(h);
+}
+
+static inline uint32_t partition_of(uint64_t h, int part_bits) {
+    return part_bits ? (uint32_t)(h >> (64 - part_bits)) : 0;
+}
+
+/* ---- sorting the distinct strings ----------------------------------------- */
+
+typedef struct {
+    const uint8_t *ptr;
+    int64_t len;
+} str_ref;
+
+/* A distinct string being sorted: `code` indexes the str_ref table. At a
+ * depth of the 8-byte chunk sort, key holds the string's next 8 bytes
+ * big-endian (zero padded) and tail how many bytes are left: 0..8, or 9 for
+ * "more than 8"; order by (key, tail) is byte order from that depth, up to
+ * ties with tail 9. In the packed sort (below) key is the packed window. */
+typedef struct {
+    uint64_t key;
+    int32_t code;
+    int32_t tail;
+} str_item;
+
+static inline uint64_t big_endian_word(const uint8_t *s, int64_t n) { /* n <= 8 bytes, padded */
+    uint64_t key = 0;
+    if (n >= 8) {
+        memcpy(&key, s, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        key = __builtin_bswap64(key);
+#endif
+        return key;
+    }
+    for (int64_t j = 0; j < n; j++) key |= (uint64_t)s[j] << (56 - 8 * j);
+    return key;
+}
+
+static inline void fill_item(str_item *it, const str_ref *refs, int64_t depth) {
+    int64_t rest = refs[it->code].len - depth;
+    it->key = big_endian_word(refs[it->code].ptr + depth, rest < 8 ? rest : 8);
+    it->tail = rest > 8 ? 9 : (int32_t)rest;
+}
+
+/* Byte order of two strings from depth on (their first depth bytes equal). */
+static int compare_from(const str_ref *refs, int32_t a, int32_t b, int64_t depth) {
+    int64_t la = refs[a].len - depth, lb = refs[b].len - depth;
+    int64_t m = la < lb ? la : lb;
+    int c = m > 0 ? memcmp(refs[a].ptr + depth, refs[b].ptr + depth, (size_t)m) : 0;
+    if (c) return c;
+    return (la > lb) - (la < lb);
+}
+
+static inline int item_less(const str_ref *refs, const str_item *a, const str_item *b,
+                            int64_t depth) {
+    if (a->key != b->key) return a->key < b->key;
+    if (a->tail != b->tail) return a->tail < b->tail;
+    if (a->tail < 9) return 0;
+    return compare_from(refs, a->code, b->code, depth + 8) < 0;
+}
+
+static void insertion_sort_items(const str_ref *refs, str_item *a, int64_t n, int64_t depth) {
+    for (int64_t i = 1; i < n; i++) {
+        str_item x = a[i];
+        int64_t j = i;
+        while (j > 0 && item_less(refs, &x, &a[j - 1], depth)) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = x;
+    }
+}
+
+static void insertion_sort_by_key(str_item *a, int64_t n) {
+    for (int64_t i = 1; i < n; i++) {
+        str_item x = a[i];
+        int64_t j = i;
+        while (j > 0 && a[j - 1].key > x.key) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = x;
+    }
+}
+
+enum { SMALL_RANGE = 16, DIGIT_BITS = 11, DIGITS = 1 << DIGIT_BITS };
+
+/* LSD radix sort by key over the digits that hold bits of `bits` (the
+ * other key bits are equal in every item). */
+static void radix_by_key(str_item *a, str_item *scratch, int64_t n, uint64_t bits) {
+    str_item *src = a, *dst = scratch;
+    int64_t count[DIGITS];
+    for (int shift = 0; shift < 64; shift += DIGIT_BITS) {
+        if (!(bits & ((uint64_t)(DIGITS - 1) << shift))) continue;
+        memset(count, 0, sizeof(count));
+        for (int64_t i = 0; i < n; i++) count[(src[i].key >> shift) & (DIGITS - 1)]++;
+        int64_t sum = 0;
+        for (int d = 0; d < DIGITS; d++) {
+            int64_t c = count[d];
+            count[d] = sum;
+            sum += c;
+        }
+        for (int64_t i = 0; i < n; i++) dst[count[(src[i].key >> shift) & (DIGITS - 1)]++] = src[i];
+        str_item *tmp = src;
+        src = dst;
+        dst = tmp;
+    }
+    if (src != a) memcpy(a, src, (size_t)n * sizeof(str_item));
+}
+
+static uint64_t varying_key_bits(const str_item *a, int64_t n) {
+    uint64_t all_or = 0, all_and = ~(uint64_t)0;
+    for (int64_t i = 0; i < n; i++) {
+        all_or |= a[i].key;
+        all_and &= a[i].key;
+    }
+    return all_or ^ all_and;
+}
+
+/* Pending ranges of items whose first `depth` bytes are equal (an explicit
+ * stack: long shared prefixes must not recurse deeply). */
+typedef struct {
+    int64_t start, n, depth;
+} str_range;
+
+typedef struct {
+    str_range *items;
+    int64_t size, capacity;
+} range_stack;
+
+static int push_range(range_stack *s, int64_t start, int64_t n, int64_t depth) {
+    if (s->size == s->capacity) {
+        int64_t capacity = s->capacity ? 2 * s->capacity : 64;
+        str_range *grown = (str_range *)realloc(s->items, (size_t)capacity * sizeof(str_range));
+        if (!grown) return CHURN_ERR_NOMEM;
+        s->items = grown;
+        s->capacity = capacity;
+    }
+    s->items[s->size].start = start;
+    s->items[s->size].n = n;
+    s->items[s->size].depth = depth;
+    s->size++;
+    return CHURN_OK;
+}
+
+/* Sorts a run of items whose first `depth` bytes are equal: at once when
+ * short, else later (queued). */
+static int sort_later(const str_ref *refs, str_item *items, int64_t start, int64_t n,
+                      int64_t depth, range_stack *stack) {
+    if (n < 2) return CHURN_OK;
+    if (n > SMALL_RANGE) return push_range(stack, start, n, depth);
+    for (int64_t k = 0; k < n; k++) fill_item(&items[start + k], refs, depth);
+    insertion_sort_items(refs, items + start, n, depth);
+    return CHURN_OK;
+}
+
+/* items[start..start+n) sorted by key at depth: order each run of equal
+ * keys by tail; the strings of a run that go on past these 8 bytes are then
+ * sorted from depth + 8. */
+static int settle_runs(const str_ref *refs, str_item *items, int64_t start, int64_t n,
+                       int64_t depth, range_stack *stack) {
+    str_item *a = items + start;
+    int64_t i = 0;
+    while (i < n) {
+        int64_t j = i + 1;
+        while (j < n && a[j].key == a[i].key) j++;
+        if (j - i > 1) {
+            /* tails are 0..9: a counting sort keeps long runs linear */
+            int64_t count[11] = {0};
+            for (int64_t k = i; k < j; k++) count[a[k].tail + 1]++;
+            for (int d = 0; d < 10; d++) count[d + 1] += count[d];
+            if (count[10] - count[9] != j - i) { /* not all tails 9: reorder */
+                str_item local[SMALL_RANGE];
+                str_item *tmp = j - i <= SMALL_RANGE
+                                    ? local
+                                    : (str_item *)malloc((size_t)(j - i) * sizeof(str_item));
+                if (!tmp) return CHURN_ERR_NOMEM;
+                int64_t cursor[10];
+                memcpy(cursor, count, sizeof(cursor));
+                for (int64_t k = i; k < j; k++) tmp[cursor[a[k].tail]++] = a[k];
+                memcpy(a + i, tmp, (size_t)(j - i) * sizeof(str_item));
+                if (tmp != local) free(tmp);
+            }
+            int64_t more = count[10] - count[9]; /* tail 9: at the end of the run */
+            if (sort_later(refs, items, start + j - more, more, depth + 8, stack) != CHURN_OK)
+                return CHURN_ERR_NOMEM;
+        }
+        i = j;
+    }
+    return CHURN_OK;
+}
+
+/* Sorts the queued ranges (and those they queue) by 8-byte chunks. */
+static int drain(const str_ref *refs, str_item *items, str_item *scratch, range_stack *stack) {
+    while (stack->size) {
+        str_range r = stack->items[--stack->size];
+        str_item *a = items + r.start;
+        for (int64_t i = 0; i < r.n; i++) fill_item(&a[i], refs, r.depth);
+        uint64_t bits = varying_key_bits(a, r.n);
+        if (bits) radix_by_key(a, scratch + r.start, r.n, bits); /* ranges are disjoint */
+        int rc = settle_runs(refs, items, r.start, r.n, r.depth, stack);
+        if (rc != CHURN_OK) return rc;
+    }
+    return CHURN_OK;
+}
+
+/* The first 16 bytes of a string (zero padded) as two big-endian words, and
+ * its length capped at 17 ("more than 16"): ordering by (hi, lo, tail) is
+ * byte order, up to ties between strings longer than 16 bytes. */
+typedef struct {
+    uint64_t hi, lo;
+    uint32_t tail;
+} window;
+
+static inline window window_of(const str_ref *ref) {
+    window w;
+    int64_t len = ref->len;
+    w.hi = big_endian_word(ref->ptr, len < 8 ? len : 8);
+    w.lo = len > 8 ? big_endian_word(ref->ptr + 8, len < 16 ? len - 8 : 8) : 0;
+    w.tail = len > 16 ? 17 : (uint32_t)len;
+    return w;
+}
+
+static inline uint32_t window_byte(const window *w, int j) { /* 0..15, 16: the tail */
+    if (j < 8) return (uint32_t)(w->hi >> (56 - 8 * j)) & 0xff;
+    if (j < 16) return (uint32_t)(w->lo >> (120 - 8 * j)) & 0xff;
+    return w->tail;
+}
+
+/* Packs the window bits that are not the same in every string into one
+ * integer, in order: dropping bits equal everywhere keeps the order. Byte
+ * tables instead of a pext instruction: portable, 17 lookups at most. */
+typedef struct {
+    int n_active;
+    int bits; /* packed bits in all */
+    uint8_t byte[17];
+    uint8_t width[17];
+    uint8_t table[17][256];
+} packer;
+
+static void packer_init(packer *pk, const window *varying) {
+    pk->n_active = 0;
+    pk->bits = 0;
+    for (int j = 0; j < 17; j++) {
+        uint32_t mask = window_byte(varying, j);
+        if (!mask) continue;
+        int k = pk->n_active++;
+        pk->byte[k] = (uint8_t)j;
+        pk->width[k] = (uint8_t)__builtin_popcount(mask);
+        pk->bits += pk->width[k];
+        for (uint32_t v = 0; v < 256; v++) {
+            uint32_t packed = 0;
+            for (int bit = 7; bit >= 0; bit--)
+                if ((mask >> bit) & 1) packed = (packed << 1) | ((v >> bit) & 1);
+            pk->table[k][v] = (uint8_t)packed;
+        }
+    }
+}
+
+static inline uint64_t pack(const packer *pk, const window *w) {
+    uint64_t key = 0;
+    for (int k = 0; k < pk->n_active; k++)
+        key = (key << pk->width[k]) | pk->table[k][window_byte(w, pk->byte[k])];
+    return key;
+}
+
+/* Sorted by packed key: a run of equal keys holds strings equal in their
+ * first 16 bytes and longer (distinct strings): sort them from byte 16. */
+static int settle_packed_runs(const str_ref *refs, str_item *items, int64_t start, int64_t n,
+                              range_stack *stack) {
+    str_item *a = items + start;
+    int64_t i = 0;
+    while (i < n) {
+        int64_t j = i + 1;
+        while (j < n && a[j].key == a[i].key) j++;
+        /* (a tail below 17 in a run would mean equal strings: none here) */
+        if (a[i].tail == 17 && sort_later(refs, items, start + i, j - i, 16, stack) != CHURN_OK)
+            return CHURN_ERR_NOMEM;
+        i = j;
+    }
+    return CHURN_OK;
+}
+
+/* items[0..n) (codes set) into ascending byte order of their strings.
+ *
+ * The first 16 bytes and the length, packed to their varying bits, make
+ * one integer key when they fit in 64 bits (ids like "C0004812305" take
+ * 40): an integer sort, and 8-byte chunks from byte 16 for ties only.
+ * Otherwise 8-byte chunks from the start, deeper chunks for ties only.
+ * Either way one parallel MSD pass on the key's top varying bits, then the
+ * buckets in parallel, each by LSD radix passes on the bits that vary. */
+static int sort_strings(const str_ref *refs, str_item *items, str_item *scratch, int64_t n,
+                        int n_threads) {
+    if (n < 2) return CHURN_OK;
+    if (n < 4 * DIGITS) n_threads = 1;
+    int64_t *counts = (int64_t *)calloc((size_t)n_threads * DIGITS, sizeof(int64_t));
+    int64_t *start = (int64_t *)calloc(DIGITS + 1, sizeof(int64_t));
+    uint64_t *reduce = (uint64_t *)calloc(6 * (size_t)n_threads, sizeof(uint64_t));
+    packer *pk = (packer *)malloc(sizeof(packer));
+    int failed = CHURN_OK;
+    if (!counts || !start || !reduce || !pk) {
+        failed = CHURN_ERR_NOMEM;
+        goto done;
+    }
+    int packed = 0, shift = 0;
+    uint64_t bits = 0;
+#pragma omp parallel num_threads(n_threads)
+    {
+        /* the window bits that vary, per block (locals: no false sharing) */
+        for (int blk = thread_id(); blk < n_threads; blk += team_size()) {
+            int64_t lo = n * blk / n_threads, hi = n * (blk + 1) / n_threads;
+            uint64_t r[6] = {0, ~(uint64_t)0, 0, ~(uint64_t)0, 0, ~(uint64_t)0};
+            for (int64_t i = lo; i < hi; i++) {
+                window w = window_of(&refs[items[i].code]);
+                r[0] |= w.hi, r[1] &= w.hi, r[2] |= w.lo, r[3] &= w.lo;
+                r[4] |= w.tail, r[5] &= w.tail;
+            }
+            memcpy(reduce + 6 * blk, r, sizeof(r));
+        }
+#pragma omp barrier
+#pragma omp single
+        {
+            uint64_t r[6] = {0, ~(uint64_t)0, 0, ~(uint64_t)0, 0, ~(uint64_t)0};
+            for (int u = 0; u < n_threads; u++)
+                for (int k = 0; k < 6; k++)
+                    r[k] = k % 2 ? r[k] & reduce[6 * u + k] : r[k] | reduce[6 * u + k];
+            window varying = {r[0] ^ r[1], r[2] ^ r[3], (uint32_t)(r[4] ^ r[5])};
+            packer_init(pk, &varying);
+            packed = pk->bits <= 64;
+        }
+        /* the keys, and the bits that vary in them */
+        for (int blk = thread_id(); blk < n_threads; blk += team_size()) {
+            int64_t lo = n * blk / n_threads, hi = n * (blk + 1) / n_threads;
+            uint64_t block_or = 0, block_and = ~(uint64_t)0;
+            for (int64_t i = lo; i < hi; i++) {
+                if (packed) {
+                    window w = window_of(&refs[items[i].code]);
+                    items[i].key = pack(pk, &w);
+                    items[i].tail = (int32_t)w.tail;
+                } else {
+                    fill_item(&items[i], refs, 0);
+                }
+                block_or |= items[i].key;
+                block_and &= items[i].key;
+            }
+            reduce[6 * blk] = block_or;
+            reduce[6 * blk + 1] = block_and;
+        }
+#pragma omp barrier
+#pragma omp single
+        {
+            uint64_t all_or = 0, all_and = ~(uint64_t)0;
+            for (int u = 0; u < n_threads; u++) {
+                all_or |= reduce[6 * u];
+                all_and &= reduce[6 * u + 1];
+            }
+            bits = all_or ^ all_and;
+            if (bits) {
+                int top = 63;
+                while (!((bits >> top) & 1)) top--;
+                shift = top >= DIGIT_BITS - 1 ? top - (DIGIT_BITS - 1) : 0;
+            }
+        }
+        /* MSD pass: bucket counts per block, then each block scatters */
+        for (int blk = thread_id(); blk < n_threads; blk += team_size()) {
+            int64_t lo = n * blk / n_threads, hi = n * (blk + 1) / n_threads;
+            int64_t *mine = counts + (int64_t)blk * DIGITS;
+            for (int64_t i = lo; i < hi; i++) mine[(items[i].key >> shift) & (DIGITS - 1)]++;
+        }
+#pragma omp barrier
+#pragma omp single
+        {
+            int64_t sum = 0;
+            for (int d = 0; d < DIGITS; d++) {
+                start[d] = sum;
+                for (int u = 0; u < n_threads; u++) {
+                    int64_t c = counts[(int64_t)u * DIGITS + d];
+                    counts[(int64_t)u * DIGITS + d] = sum;
+                    sum += c;
+                }
+            }
+            start[DIGITS] = sum;
+        }
+        for (int blk = thread_id(); blk < n_threads; blk += team_size()) {
+            int64_t lo = n * blk / n_threads, hi = n * (blk + 1) / n_threads;
+            int64_t *mine = counts + (int64_t)blk * DIGITS;
+            for (int64_t i = lo; i < hi; i++)
+                scratch[mine[(items[i].key >> shift) & (DIGITS - 1)]++] = items[i];
+        }
+#pragma omp barrier
+        /* each bucket back into items, sorted on the bits below its digit */
+        uint64_t below = bits & ((((uint64_t)1) << shift) - 1);
+        range_stack stack = {NULL, 0, 0};
+        int rc = CHURN_OK;
+#pragma omp for schedule(dynamic)
+        for (int d = 0; d < DIGITS; d++) {
+            int64_t lo = start[d], m = start[d + 1] - lo;
+            if (m == 0) continue;
+            memcpy(items + lo, scratch + lo, (size_t)m * sizeof(str_item));
+            if (m < 2 || rc != CHURN_OK) continue;
+            if (packed) {
+                if (m <= SMALL_RANGE) insertion_sort_by_key(items + lo, m);
+                else if (below) radix_by_key(items + lo, scratch + lo, m, below);
+                rc = settle_packed_runs(refs, items, lo, m, &stack);
+            } else if (m <= SMALL_RANGE) {
+                insertion_sort_items(refs, items + lo, m, 0);
+            } else {
+                if (below) radix_by_key(items + lo, scratch + lo, m, below);
+                rc = settle_runs(refs, items, lo, m, 0, &stack);
+            }
+            if (rc == CHURN_OK) rc = drain(refs, items, scratch, &stack);
+        }
+        if (rc != CHURN_OK) {
+#pragma omp atomic write
+            failed = rc;
+        }
+        free(stack.items);
+    }
+done:
+    free(counts);
+    free(start);
+    free(reduce);
+    free(pk);
+    return failed;
+}
+
+/* ---- records -------------------------------------------------------------- */
+
+/* A string copied after its length, which takes one byte below 255 and
+ * nine bytes (255, then the int64 length) from there. */
+static inline int64_t record_size(int64_t len) { return (len < 255 ? 1 : 9) + len; }
+
+static inline uint8_t *put_header(uint8_t *out, int64_t len) {
+    if (len < 255) {
+        *out++ = (uint8_t)len;
+        return out;
+    }
+    *out++ = 255;
+    memcpy(out, &len, 8);
+    return out + 8;
+}
+
+static inline const uint8_t *get_record(const uint8_t *in, int64_t *len) {
+    if (in[0] < 255) {
+        *len = in[0];
+        return in + 1;
+    }
+    memcpy(len, in + 1, 8);
+    return in + 9;
+}
+
+/* ---- step 1: rows into partitions by hash --------------------------------- */
+
+/* bytes staged per partition before they are appended together (software
+ * write combining: a thousand partitions thrash neither cache nor TLB) */
+enum { STAGE_BYTES = 128, TARGET_PART_ROWS_LOG2 = 15, MAX_PART_BITS = 12 };
+
+/* Each partition's stage has 16 spare bytes: short strings are copied with
+ * fixed-size moves that may write a little past their record. */
+enum { STAGE_STRIDE = STAGE_BYTES + 16 };
+
+/* The records of one (block of rows, partition): a slice of the block's
+ * region, sized from a sample of the block, then, if that fills up, a spill
+ * buffer grown on demand (the region's records come first). */
+typedef struct {
+    uint8_t *region;
+    int64_t region_used, region_capacity;
+    uint8_t *spill;
+    int64_t spill_used, spill_capacity;
+} record_buffer;
+
+/* Appends head then tail (whole records, never split between the region
+ * and the spill buffer). */
+static int append(record_buffer *buf, const uint8_t *head, int64_t n_head, const uint8_t *tail,
+                  int64_t n_tail) {
+    int64_t n = n_head + n_tail;
+    uint8_t *out;
+    if (!buf->spill && buf->region_used + n <= buf->region_capacity) {
+        out = buf->region + buf->region_used;
+        buf->region_used += n;
+    } else {
+        if (buf->spill_used + n > buf->spill_capacity) {
+            int64_t capacity = buf->spill_capacity ? 2 * buf->spill_capacity : 4096;
+            if (capacity < buf->spill_used + n) capacity = buf->spill_used + n;
+            uint8_t *spill = (uint8_t *)realloc(buf->spill, (size_t)capacity);
+            if (!spill) return CHURN_ERR_NOMEM;
+            buf->spill = spill;
+            buf->spill_capacity = capacity;
+        }
+        out = buf->spill + buf->spill_used;
+        buf->spill_used += n;
+    }
+    memcpy(out, head, (size_t)n_head);
+    if (n_tail) memcpy(out + n_head, tail, (size_t)n_tail);
+    return CHURN_OK;
+}
+
+/* Record bytes to expect per partition from the rows [begin, end): a
+ * partition's share of the rows (plus four standard deviations) times the
+ * mean record size of a sample. */
+static int64_t region_per_partition(const churn_str_chunk *chunks, int64_t n_chunks,
+                                    int64_t begin, int64_t end, int64_t n_parts) {
+    int64_t sample = 0, sampled = 0;
+    FOR_ROW_RANGE(chunks, n_chunks, begin, end, {
+        for (int64_t i = first; i < last && sampled < 4096; i++, sampled++) {
+            int64_t len;
+            str_at(c, i, &len);
+            sample += record_size(len);
+        }
+    });
+    if (!sampled) return 0;
+    double rows = (double)(end - begin) / (double)n_parts;
+    return (int64_t)((rows + 4.0 * __builtin_sqrt(rows) + 16.0) * (double)sample /
+                     (double)sampled) + 64;
+}
+
+/* One row: its partition, rows per partition, its record staged or appended. */
+static inline int scatter_row(const uint8_t *s, int64_t len, uint64_t hash_mask, int part_bits,
+                              uint8_t *stage, uint16_t *staged, record_buffer *bufs,
+                              int64_t *rows, uint16_t *part_of_row) {
+    uint32_t p = partition_of(churn_str_hash(s, len) & hash_mask, part_bits);
+    *part_of_row = (uint16_t)p;
+    rows[p]++;
+    int64_t size = record_size(len);
+    uint8_t *mine = stage + (size_t)p * STAGE_STRIDE;
+    int rc = CHURN_OK;
+    if (staged[p] + size > STAGE_BYTES) {
+        rc = append(&bufs[p], mine, staged[p], NULL, 0);
+        staged[p] = 0;
+    }
+    if (rc != CHURN_OK) return rc;
+    if (size > STAGE_BYTES) {
+        uint8_t header[9];
+        return append(&bufs[p], header, put_header(header, len) - header, s, len);
+    }
+    uint8_t *out = mine + staged[p];
+    *out = (uint8_t)len; /* len < STAGE_BYTES: a one-byte header */
+    memcpy(out + 1, s, (size_t)(size - 1));
+    staged[p] = (uint16_t)(staged[p] + size);
+    return CHURN_OK;
+}
+
+/* Step 1 for the rows [begin, end): each row's partition (part_of), rows per
+ * partition (rows) and each partition's records (bufs). */
+static int scatter_block(const churn_str_chunk *chunks, int64_t n_chunks, int64_t begin,
+                         int64_t end, int part_bits, uint64_t hash_mask, uint16_t *part_of,
+                         int64_t *rows, record_buffer *bufs) {
+    int64_t n_parts = ((int64_t)1) << part_bits;
+    uint8_t *stage = (uint8_t *)malloc((size_t)n_parts * STAGE_STRIDE);
+    uint16_t *staged = (uint16_t *)calloc((size_t)n_parts, sizeof(uint16_t));
+    int rc = stage && staged ? CHURN_OK : CHURN_ERR_NOMEM;
+    FOR_ROW_RANGE(chunks, n_chunks, begin, end, {
+        if (rc != CHURN_OK) break;
+        if (c->kind == CHURN_STR_VIEW) {
+            /* the common case on its own: short ids inline in their views */
+            for (int64_t i = first; i < last; i++) {
+                const uint8_t *v = c->views + 16 * i;
+                int64_t len = load_i32(v);
+                if (len > 12) {
+                    rc = scatter_row(c->buffers[load_i32(v + 8)] + load_i32(v + 12), len,
+                                     hash_mask, part_bits, stage, staged, bufs, rows,
+                                     &part_of[base_ + i]);
+                    if (rc != CHURN_OK) break;
+                    continue;
+                }
+                uint32_t p = partition_of(hash_inline_view(v, len) & hash_mask, part_bits);
+                part_of[base_ + i] = (uint16_t)p;
+                rows[p]++;
+                uint8_t *mine = stage + (size_t)p * STAGE_STRIDE;
+                if (staged[p] + 1 + len > STAGE_BYTES) {
+                    rc = append(&bufs[p], mine, staged[p], NULL, 0);
+                    staged[p] = 0;
+                    if (rc != CHURN_OK) break;
+                }
+                uint8_t *out = mine + staged[p];
+                out[0] = (uint8_t)len;
+                memcpy(out + 1, v + 4, 12); /* fixed size: the stage has room past its end */
+                staged[p] = (uint16_t)(staged[p] + 1 + len);
+            }
+        } else {
+            for (int64_t i = first; i < last; i++) {
+                int64_t len;
+                const uint8_t *s = str_at(c, i, &len);
+                rc = scatter_row(s, len, hash_mask, part_bits, stage, staged, bufs, rows,
+                                 &part_of[base_ + i]);
+                if (rc != CHURN_OK) break;
+            }
+        }
+    });
+    for (int64_t p = 0; p < n_parts && rc == CHURN_OK; p++)
+        if (staged[p]) rc = append(&bufs[p], stage + (size_t)p * STAGE_STRIDE, staged[p], NULL, 0);
+    free(stage);
+    free(staged);
+    return rc;
+}
+
+/* ---- step 2: dense codes per partition ------------------------------------ */
+
+typedef struct {
+    uint64_t hash;
+    int64_t pos; /* of its bytes in the arena */
+    int64_t len;
+} distinct;
+
+/* One thread's table for the partition at hand (buffers reused across
+ * partitions). The arena holds the distinct strings as records. */
+typedef struct {
+    int32_t *slots;
+    int64_t n_slots;      /* allocated */
+    int64_t n_slots_used; /* in use: a power of two */
+    uint64_t mask;        /* n_slots_used - 1 */
+    int32_t n_codes;
+    int status;
+    distinct *codes; /* per local code */
+    int64_t capacity;
+    uint8_t *arena;
+    int64_t arena_size, arena_capacity;
+} part_table;
+
+static void part_table_free(part_table *b) {
+    free(b->slots);
+    free(b->codes);
+    free(b->arena);
+    memset(b, 0, sizeof(*b));
+}
+
+static int grow_codes(part_table *b) {
+    int64_t capacity = b->capacity ? 2 * b->capacity : 1024;
+    distinct *codes = (distinct *)realloc(b->codes, (size_t)capacity * sizeof(distinct));
+    if (!codes) return CHURN_ERR_NOMEM;
+    b->codes = codes;
+    b->capacity = capacity;
+    return CHURN_OK;
+}
+
+static int reserve_arena(part_table *b, int64_t more) {
+    if (b->arena_size + more <= b->arena_capacity) return CHURN_OK;
+    int64_t capacity = b->arena_capacity ? b->arena_capacity : 1 << 16;
+    while (capacity < b->arena_size + more) capacity *= 2;
+    uint8_t *arena = (uint8_t *)realloc(b->arena, (size_t)capacity);
+    if (!arena) return CHURN_ERR_NOMEM;
+    b->arena = arena;
+    b->arena_capacity = capacity;
+    return CHURN_OK;
+}
+
+/* n_slots (a power of two) slots in use, the codes 0..n_codes re-inserted. */
+static int resize_slots(part_table *b, int64_t n_slots, int32_t n_codes) {
+    if (n_slots > b->n_slots) {
+        free(b->slots);
+        b->slots = (int32_t *)malloc((size_t)n_slots * sizeof(int32_t));
+        if (!b->slots) {
+            b->n_slots = 0;
+            return CHURN_ERR_NOMEM;
+        }
+        b->n_slots = n_slots;
+    }
+    memset(b->slots, 0xff, (size_t)n_slots * sizeof(int32_t));
+    b->n_slots_used = n_slots;
+    b->mask = (uint64_t)n_slots - 1;
+    for (int32_t code = 0; code < n_codes; code++) {
+        uint64_t s = b->codes[code].hash & b->mask;
+        while (b->slots[s] >= 0) s = (s + 1) & b->mask;
+        b->slots[s] = code;
+    }
+    return CHURN_OK;
+}
+
+static void group_begin(part_table *b, int64_t n_rows) {
+    /* room for n_rows / 2 distinct strings (ids repeat); grown on demand */
+    int64_t n_slots = 64;
+    while (n_slots < n_rows && n_slots < (1 << 16)) n_slots *= 2;
+    b->n_codes = 0;
+    b->arena_size = 0;
+    b->status = resize_slots(b, n_slots, 0);
+}
+
+/* The local codes of the records in [records, end), in order; returns how
+ * many records there were. Strings are equal when their bytes are: the hash
+ * only picks the slot and skips most comparisons. */
+static int64_t group_feed(part_table *b, const uint8_t *records, const uint8_t *end,
+                          int32_t *local_codes, uint64_t hash_mask) {
+    int64_t e = 0;
+    if (b->status != CHURN_OK) return e;
+    for (const uint8_t *next = records; next < end; e++) {
+        int64_t len;
+        const uint8_t *s = get_record(next, &len);
+        next = s + len;
+        uint64_t h = churn_str_hash(s, len) & hash_mask;
+        uint64_t slot = h & b->mask;
+        int32_t code;
+        for (;;) {
+            code = b->slots[slot];
+            if (code < 0) break;
+            const distinct *d = &b->codes[code];
+            if (d->hash == h && d->len == len && same_bytes(b->arena + d->pos, s, len)) break;
+            slot = (slot + 1) & b->mask;
+        }
+        if (code < 0) {
+            if (b->n_codes == INT32_MAX) {
+                b->status = CHURN_ERR_TOO_MANY;
+                return e;
+            }
+            if ((b->n_codes == b->capacity && grow_codes(b) != CHURN_OK) ||
+                reserve_arena(b, record_size(len)) != CHURN_OK) {
+                b->status = CHURN_ERR_NOMEM;
+                return e;
+            }
+            code = b->n_codes++;
+            uint8_t *bytes = put_header(b->arena + b->arena_size, len);
+            if (len) memcpy(bytes, s, (size_t)len);
+            b->codes[code].hash = h;
+            b->codes[code].pos = bytes - b->arena;
+            b->codes[code].len = len;
+            b->arena_size += record_size(len);
+            b->slots[slot] = code;
+            if (2 * (int64_t)b->n_codes > b->n_slots_used &&
+                resize_slots(b, 2 * b->n_slots_used, b->n_codes) != CHURN_OK) {
+                b->status = CHURN_ERR_NOMEM; /* the load stays under 1/2 */
+                return e;
+            }
+        }
+        local_codes[e] = code;
+    }
+    return e;
+}
+
+/* ---- the dictionary ------------------------------------------------------- */
+
+struct churn_str_dict {
+    int64_t size, bytes;
+    int threads;
+    int64_t n_parts;
+    uint8_t **arenas; /* per partition: its distinct strings, as records */
+    str_ref *sorted;  /* per rank */
+};
+
+void churn_str_dict_free(churn_str_dict *d) {
+    if (!d) return;
+    if (d->arenas)
+        for (int64_t p = 0; p < d->n_parts; p++) free(d->arenas[p]);
+    free(d->arenas);
+    free(d->sorted);
+    free(d);
+}
+
+int64_t churn_str_dict_size(const churn_str_dict *d) { return d->size; }
+int64_t churn_str_dict_bytes(const churn_str_dict *d) { return d->bytes; }
+
+void churn_str_dict_write(const churn_str_dict *d, int64_t *out_offsets, uint8_t *out_data) {
+    out_offsets[0] = 0;
+    for (int64_t r = 0; r < d->size; r++) out_offsets[r + 1] = out_offsets[r] + d->sorted[r].len;
+#pragma omp parallel for num_threads(d->threads) schedule(static)
+    for (int64_t r = 0; r < d->size; r++)
+        if (d->sorted[r].len)
+            memcpy(out_data + out_offsets[r], d->sorted[r].ptr, (size_t)d->sorted[r].len);
+}
+
+/* ---- the whole encoding --------------------------------------------------- */
+
+static int bit_length(uint64_t x) {
+    int bits = 0;
+    while (x) {
+        bits++;
+        x >>= 1;
+    }
+    return bits;
+}
+
+int churn_str_encode(int32_t *out_ranks, churn_str_dict **out_dict,
+                     const churn_str_chunk *chunks, int64_t n_chunks, int threads,
+                     int part_bits, uint64_t hash_mask) {
+    *out_dict = NULL;
+    int64_t n_rows = 0;
+    for (int64_t k = 0; k < n_chunks; k++) {
+        int rc = check_chunk(&chunks[k]);
+        if (rc != CHURN_OK) return rc;
+        n_rows += chunks[k].n;
+    }
+    churn_str_dict *dict = (churn_str_dict *)calloc(1, sizeof(churn_str_dict));
+    if (!dict) return CHURN_ERR_NOMEM;
+    dict->threads = 1;
+    if (n_rows == 0) {
+        *out_dict = dict;
+        return CHURN_OK;
+    }
+    if (part_bits < 0) {
+        part_bits = bit_length((uint64_t)n_rows >> TARGET_PART_ROWS_LOG2);
+        if (part_bits > MAX_PART_BITS) part_bits = MAX_PART_BITS;
+    }
+    if (part_bits > 16) part_bits = 16; /* part_of holds uint16 */
+    int64_t n_parts = ((int64_t)1) << part_bits;
+    /* the rows are cut into n_blocks ranges, the same in every pass whatever
+     * the number of threads OpenMP actually gives */
+    int n_blocks = 1;
+#ifdef _OPENMP
+    n_blocks = threads > 0 ? threads : omp_get_max_threads();
+#endif
+    if (n_rows < (1 << 16)) n_blocks = 1; /* not worth waking threads */
+    int n_threads = n_blocks;
+    dict->threads = n_threads;
+
+    int rc = CHURN_OK;
+    size_t cells = (size_t)n_blocks * (size_t)n_parts;
+    int64_t *row_cursor = (int64_t *)calloc(cells, sizeof(int64_t)); /* [block][part] */
+    record_buffer *bufs = (record_buffer *)calloc(cells, sizeof(record_buffer));
+    uint8_t **regions = (uint8_t **)calloc((size_t)n_blocks, sizeof(uint8_t *));
+    int64_t *part_rows = (int64_t *)calloc((size_t)n_parts + 1, sizeof(int64_t)); /* starts */
+    uint16_t *part_of = (uint16_t *)big_alloc((size_t)n_rows * sizeof(uint16_t));
+    int32_t *local_codes = (int32_t *)big_alloc((size_t)n_rows * sizeof(int32_t));
+    int32_t *part_codes = (int32_t *)calloc((size_t)n_parts, sizeof(int32_t));
+    int64_t *part_base = (int64_t *)malloc((size_t)(n_parts + 1) * sizeof(int64_t));
+    dict->arenas = (uint8_t **)calloc((size_t)n_parts, sizeof(uint8_t *));
+    dict->n_parts = n_parts;
+    str_ref *refs = NULL;
+    str_item *items = NULL, *scratch = NULL;
+    int32_t *rank_of = NULL;
+    if (!row_cursor || !bufs || !regions || !part_rows || !part_of || !local_codes ||
+        !part_codes || !part_base || !dict->arenas) {
+        rc = CHURN_ERR_NOMEM;
+        goto done;
+    }
+
+    /* step 1: hash every row, copy its string into its partition */
+#pragma omp parallel num_threads(n_threads)
+    for (int blk = thread_id(); blk < n_blocks; blk += team_size()) {
+        int64_t begin = n_rows * blk / n_blocks, end = n_rows * (blk + 1) / n_blocks;
+        int64_t per_part = region_per_partition(chunks, n_chunks, begin, end, n_parts);
+        regions[blk] = (uint8_t *)big_alloc((size_t)(per_part * n_parts));
+        int mine = regions[blk] ? CHURN_OK : CHURN_ERR_NOMEM;
+        if (mine == CHURN_OK) {
+            record_buffer *block_bufs = bufs + (int64_t)blk * n_parts;
+            for (int64_t p = 0; p < n_parts; p++) {
+                block_bufs[p].region = regions[blk] + p * per_part;
+                block_bufs[p].region_capacity = per_part;
+            }
+            mine = scatter_block(chunks, n_chunks, begin, end, part_bits, hash_mask, part_of,
+                                 row_cursor + (int64_t)blk * n_parts, block_bufs);
+        }
+        if (mine != CHURN_OK) {
+#pragma omp atomic write
+            rc = mine;
+        }
+    }
+    if (rc != CHURN_OK) goto done;
+    /* rows per (block, partition) -> where their codes go: partition-major,
+     * so a partition's rows are contiguous and in row order */
+    int64_t row_start = 0;
+    for (int64_t p = 0; p < n_parts; p++) {
+        part_rows[p] = row_start;
+        for (int blk = 0; blk < n_blocks; blk++) {
+            size_t cell = (size_t)blk * (size_t)n_parts + (size_t)p;
+            int64_t rows = row_cursor[cell];
+            row_cursor[cell] = row_start;
+            row_start += rows;
+        }
+    }
+    part_rows[n_parts] = row_start;
+
+    /* step 2: local codes per partition; its distinct strings kept */
+#pragma omp parallel num_threads(n_threads)
+    {
+        part_table b;
+        memset(&b, 0, sizeof(b));
+        int mine = CHURN_OK;
+#pragma omp for schedule(dynamic)
+        for (int64_t p = 0; p < n_parts; p++) {
+            if (mine != CHURN_OK) continue;
+            group_begin(&b, part_rows[p + 1] - part_rows[p]);
+            int32_t *codes = local_codes + part_rows[p];
+            for (int blk = 0; blk < n_blocks; blk++) {
+                record_buffer *buf = &bufs[(size_t)blk * (size_t)n_parts + (size_t)p];
+                codes += group_feed(&b, buf->region, buf->region + buf->region_used, codes,
+                                    hash_mask);
+                codes += group_feed(&b, buf->spill, buf->spill + buf->spill_used, codes,
+                                    hash_mask);
+                free(buf->spill); /* done with these records */
+                buf->spill = NULL;
+            }
+            mine = b.status;
+            if (mine != CHURN_OK) continue;
+            part_codes[p] = b.n_codes;
+            dict->arenas[p] = (uint8_t *)malloc(b.arena_size ? (size_t)b.arena_size : 1);
+            if (!dict->arenas[p]) mine = CHURN_ERR_NOMEM;
+            else if (b.arena_size) memcpy(dict->arenas[p], b.arena, (size_t)b.arena_size);
+        }
+        if (mine != CHURN_OK) {
+#pragma omp atomic write
+            rc = mine;
+        }
+        part_table_free(&b);
+    }
+    for (int blk = 0; blk < n_blocks; blk++) {
+        free(regions[blk]);
+        regions[blk] = NULL;
+    }
+    if (rc != CHURN_OK) goto done;
+
+    /* global codes: partition after partition */
+    int64_t size = 0;
+    for (int64_t p = 0; p < n_parts; p++) {
+        part_base[p] = size;
+        size += part_codes[p];
+    }
+    part_base[n_parts] = size;
+    if (size > INT32_MAX) {
+        rc = CHURN_ERR_TOO_MANY;
+        goto done;
+    }
+    dict->size = size;
+    refs = (str_ref *)big_alloc((size_t)size * sizeof(str_ref));
+    dict->sorted = (str_ref *)big_alloc((size_t)size * sizeof(str_ref));
+    items = (str_item *)big_alloc((size_t)size * sizeof(str_item));
+    scratch = (str_item *)big_alloc((size_t)size * sizeof(str_item));
+    rank_of = (int32_t *)big_alloc((size_t)size * sizeof(int32_t));
+    if (!refs || !dict->sorted || !items || !scratch || !rank_of) {
+        rc = CHURN_ERR_NOMEM;
+        goto done;
+    }
+    int64_t bytes = 0;
+#pragma omp parallel for num_threads(n_threads) schedule(static) reduction(+ : bytes)
+    for (int64_t p = 0; p < n_parts; p++) {
+        const uint8_t *next = dict->arenas[p];
+        for (int64_t g = part_base[p]; g < part_base[p + 1]; g++) {
+            next = get_record(next, &refs[g].len);
+            refs[g].ptr = next;
+            next += refs[g].len;
+            bytes += refs[g].len;
+            items[g].code = (int32_t)g;
+        }
+    }
+    dict->bytes = bytes;
+
+    /* step 3: ranks of the distinct strings */
+    rc = sort_strings(refs, items, scratch, size, n_threads);
+    if (rc != CHURN_OK) goto done;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t r = 0; r < size; r++) {
+        int32_t code = items[r].code;
+        rank_of[code] = (int32_t)r;
+        dict->sorted[r] = refs[code];
+    }
+
+    /* step 4: every row's rank. Local codes become ranks partition by
+     * partition (a small slice of rank_of each), then the partitions are
+     * read back in row order: the scatter of step 1 replayed. */
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic)
+    for (int64_t p = 0; p < n_parts; p++) {
+        const int32_t *ranks = rank_of + part_base[p];
+        for (int64_t e = part_rows[p]; e < part_rows[p + 1]; e++)
+            local_codes[e] = ranks[local_codes[e]];
+    }
+#pragma omp parallel num_threads(n_threads)
+    for (int blk = thread_id(); blk < n_blocks; blk += team_size()) {
+        int64_t begin = n_rows * blk / n_blocks, end = n_rows * (blk + 1) / n_blocks;
+        int64_t *cursor = row_cursor + (int64_t)blk * n_parts;
+        for (int64_t row = begin; row < end; row++)
+            out_ranks[row] = local_codes[cursor[part_of[row]]++];
+    }
+
+done:
+    if (bufs)
+        for (size_t cell = 0; cell < cells; cell++) free(bufs[cell].spill);
+    if (regions)
+        for (int blk = 0; blk < n_blocks; blk++) free(regions[blk]);
+    free(bufs);
+    free(regions);
+    free(row_cursor);
+    free(part_rows);
+    free(part_of);
+    free(local_codes);
+    free(part_codes);
+    free(part_base);
+    free(refs);
+    free(items);
+    free(scratch);
+    free(rank_of);
+    if (rc == CHURN_OK) *out_dict = dict;
+    else churn_str_dict_free(dict);
+    return rc;
+}
