@@ -384,14 +384,9 @@ def _split(
 ) -> Prepared:
     rows_read = frame.height
     reasons = frame.get_column(_REASON)
-    bad = reasons != 0
-    n_bad = int(bad.sum()) if rows_read else 0
-    rejected_by_reason: dict[str, int] = {}
+    bad, n_bad, rejected_by_reason = tally_rejects(reasons, REJECT_REASONS)
     rejects = None
     if n_bad:
-        counts = reasons.filter(bad).value_counts()
-        for code, count in sorted(counts.iter_rows()):
-            rejected_by_reason[REJECT_REASONS[code][0]] = int(count)
         first = int(bad.arg_true()[0])
         if config.on_error == "raise":
             raise _data_error(lf, config, first, int(reasons[first]), n_bad, malformed)
@@ -661,6 +656,19 @@ def _example_row(lf: pl.LazyFrame, config: ScoreConfig, row: int) -> dict[str, A
         return example.select(pl.all().to_physical()).collect().row(0, named=True)
     except (Exception, pl.exceptions.PanicException):  # the message matters more
         return {}
+
+
+def tally_rejects(
+    reasons: pl.Series, reason_names: dict[int, tuple[str, str]]
+) -> tuple[pl.Series, int, dict[str, int]]:
+    """The rows with a reject code (``reasons != 0``), how many, and how many per reason."""
+    bad = reasons != 0
+    n_bad = int(bad.sum()) if len(reasons) else 0
+    by_reason: dict[str, int] = {}
+    if n_bad:
+        for code, count in sorted(reasons.filter(bad).value_counts().iter_rows()):
+            by_reason[reason_names[code][0]] = int(count)
+    return bad, n_bad, by_reason
 
 
 def _rejects_table(lf: pl.LazyFrame, config: ScoreConfig, reasons: pl.Series) -> pl.DataFrame:

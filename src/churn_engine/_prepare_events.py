@@ -39,6 +39,7 @@ from ._prepare import (
     _view,
     bad_row_error,
     rejects_table,
+    tally_rejects,
 )
 from .config import TS_UNITS, ScoreConfig
 from .errors import ConfigError, DataError, SchemaError
@@ -320,14 +321,9 @@ def _split(
 ) -> PreparedEvents:
     rows_read = frame.height
     reasons = frame.get_column(_REASON)
-    bad = reasons != 0
-    n_bad = int(bad.sum()) if rows_read else 0
-    rejected_by_reason: dict[str, int] = {}
+    bad, n_bad, rejected_by_reason = tally_rejects(reasons, EVENT_REJECT_REASONS)
     rejects = None
     if n_bad:
-        counts = reasons.filter(bad).value_counts()
-        for code, count in sorted(counts.iter_rows()):
-            rejected_by_reason[EVENT_REJECT_REASONS[code][0]] = int(count)
         first = int(bad.arg_true()[0])
         if options.on_error == "raise":
             raise _data_error(lf, options, carrier, first, int(reasons[first]), n_bad, malformed)
