@@ -1,8 +1,10 @@
+#define _DEFAULT_SOURCE /* madvise */
 #include "churn_group.h"
 #include "churn_status.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 void churn_group_buffers_init(churn_group_buffers *b) { memset(b, 0, sizeof(*b)); }
 
@@ -89,4 +91,11 @@ int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) {
     for (int64_t i = 0; i < n; i++) b->scratch[b->counts[b->row_codes[i]]++] = rows[i];
     memcpy(rows, b->scratch, (size_t)n * sizeof(churn_row));
     return CHURN_OK;
+}
+
+void churn_release_pages(void *begin, int64_t bytes) {
+    const uintptr_t page = 4096;
+    uintptr_t first = ((uintptr_t)begin + page - 1) & ~(page - 1);
+    uintptr_t last = ((uintptr_t)begin + (uintptr_t)bytes) & ~(page - 1);
+    if (last > first) madvise((void *)first, last - first, MADV_DONTNEED); /* a hint */
 }

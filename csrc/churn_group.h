@@ -32,4 +32,9 @@ void churn_group_buffers_free(churn_group_buffers *b);
  * Returns CHURN_OK or CHURN_ERR_NOMEM. */
 int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b);
 
+/* Gives the whole pages inside [begin, begin + bytes) back to the system
+ * (their contents are no longer needed), so a pass that consumes a large
+ * buffer partition by partition does not hold it all until the end. */
+void churn_release_pages(void *begin, int64_t bytes);
+
 #endif

@@ -336,6 +336,21 @@ def test_group_statistics_do_not_depend_on_row_order_or_threads() -> None:
         np.testing.assert_array_equal(first[name], again[name], err_msg=name)  # bit for bit
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_group_statistics_consuming_the_rows_gives_the_same_result(threads: int) -> None:
+    # a score gives each partition's row pages back as it is summarised
+    # (consume=True); the statistics must not change, and the rows are gone
+    rng = np.random.default_rng(5)
+    ids, days, amounts, cats = random_log(rng, 200_000, 30_000, day_span=300, n_cats=2)
+    kept = group(ids, days, amounts, cats, threads=threads, segments=4)
+    consumed = group(ids, days, amounts, cats, threads=threads, segments=4)
+    expected = K.group_statistics(kept, False, threads)
+    got = K.group_statistics(consumed, False, threads, consume=True)
+    assert consumed.rows is None and kept.rows is not None
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
 def test_group_statistics_intervals_by_hand() -> None:
     # one customer, occasions on days 0, 1, 4, 10 (two rows on day 4, a refund on
     # day 6 that is no occasion): gaps 1, 3, 6 -> mean 10/3, median 3 and

@@ -32,6 +32,7 @@ cdef extern from "churn_group.h":
     void churn_group_buffers_init(churn_group_buffers *b) nogil
     void churn_group_buffers_free(churn_group_buffers *b) nogil
     int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) nogil
+    void churn_release_pages(void *begin, int64_t bytes) nogil
 
 
 cdef extern from "churn_partition.h":

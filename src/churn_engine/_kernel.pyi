@@ -9,7 +9,7 @@ REASON_HORIZON_BASE: int
 NULL_DAY: int
 
 class Grouped:
-    rows: npt.NDArray[np.int64]
+    rows: npt.NDArray[np.int64] | None
     part_offsets: npt.NDArray[np.int64]
     groups: npt.NDArray[np.int64]
     no_purchase: int
@@ -37,7 +37,7 @@ def group_rows(
     threads: int,
 ) -> Grouped: ...
 def group_statistics(
-    grouped: Grouped, integer_amounts: bool, threads: int
+    grouped: Grouped, integer_amounts: bool, threads: int, consume: bool = False
 ) -> dict[str, np.ndarray]: ...
 def category_priors(
     cat: npt.NDArray[np.int32],

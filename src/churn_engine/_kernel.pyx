@@ -137,6 +137,53 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
     sorted by key, in parallel. Returns ``(rows, part_offsets)``: ``rows`` is
     an int64 array of 3 * n_rows words holding ``churn_row`` records.
     """
+    rows_arr, offsets_arr = _partition_rows(
+        id_segments, rank_of_code, day_segments, amount_segments, cat_segments, n_rows, threads
+    )
+    if n_rows == 0:
+        return Grouped(rows_arr, offsets_arr, np.zeros(1, dtype=np.int64), 0)
+    cdef int64_t[::1] rows_words = rows_arr
+    cdef churn_row *rows = <churn_row *>&rows_words[0]
+    cdef const int64_t[::1] offsets = offsets_arr
+    cdef int64_t n_parts = offsets.shape[0] - 1
+    cdef int rc
+
+    # pass 4, per partition while it is in cache: group by key, sort each
+    # customer's rows, count the groups; each thread with its own buffers
+    cdef int64_t p
+    groups_arr = np.zeros(n_parts, dtype=np.int64)
+    no_purchase_arr = np.zeros(n_parts, dtype=np.int64)
+    cdef int64_t[::1] groups = groups_arr
+    cdef int64_t[::1] no_purchase = no_purchase_arr
+    cdef int32_t[::1] error = np.zeros(1, dtype=np.int32)
+    cdef churn_group_buffers *buffers = NULL
+    with nogil, parallel(num_threads=threads):
+        buffers = <churn_group_buffers *>malloc(sizeof(churn_group_buffers))
+        if buffers == NULL:
+            error[0] = CHURN_ERR_NOMEM
+        else:
+            churn_group_buffers_init(buffers)
+        for p in prange(n_parts, schedule="dynamic"):
+            if buffers != NULL:
+                rc = churn_group_partition(rows + offsets[p], offsets[p + 1] - offsets[p],
+                                           buffers)
+                if rc != CHURN_OK:
+                    error[0] = rc
+                else:
+                    groups[p] = _partition_groups(rows + offsets[p], offsets[p + 1] - offsets[p],
+                                                  integer_amounts, &no_purchase[p])
+        if buffers != NULL:
+            churn_group_buffers_free(buffers)
+            free(buffers)
+    _check(error[0], "group")
+    return Grouped(rows_arr, offsets_arr, groups_arr, int(no_purchase_arr.sum()))
+
+
+def _partition_rows(list id_segments, object rank_of_code, list day_segments,
+                    list amount_segments, object cat_segments, int64_t n_rows, int threads):
+    """Passes 1-3 of :func:`group_rows`: validate the segments, find the key
+    range, scatter the rows into key-range partitions. Returns ``(rows,
+    part_offsets)``."""
     cdef Py_ssize_t n_segments = len(id_segments), k
     if len(day_segments) != n_segments or len(amount_segments) != n_segments or (
         cat_segments is not None and len(cat_segments) != n_segments
@@ -169,7 +216,7 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
 
     rows_arr = np.empty(3 * n_rows, dtype=np.int64)
     if n_rows == 0:
-        return Grouped(rows_arr, np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.int64), 0)
+        return rows_arr, np.zeros(2, dtype=np.int64)
     cdef int64_t[::1] rows_words = rows_arr
     cdef churn_row *rows = <churn_row *>&rows_words[0]
     cdef uint64_t kmin = 0, kmax = 0
@@ -204,36 +251,7 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
         rc = churn_partition_rows(rows, &offsets[0], n_parts, kmin, shift, segments, n_views,
                                   rank_ptr, n_rows, threads)
     _check(rc, "group")
-
-    # pass 4, per partition while it is in cache: group by key, sort each
-    # customer's rows, count the groups; each thread with its own buffers
-    cdef int64_t p
-    groups_arr = np.zeros(n_parts, dtype=np.int64)
-    no_purchase_arr = np.zeros(n_parts, dtype=np.int64)
-    cdef int64_t[::1] groups = groups_arr
-    cdef int64_t[::1] no_purchase = no_purchase_arr
-    cdef int32_t[::1] error = np.zeros(1, dtype=np.int32)
-    cdef churn_group_buffers *buffers = NULL
-    with nogil, parallel(num_threads=threads):
-        buffers = <churn_group_buffers *>malloc(sizeof(churn_group_buffers))
-        if buffers == NULL:
-            error[0] = CHURN_ERR_NOMEM
-        else:
-            churn_group_buffers_init(buffers)
-        for p in prange(n_parts, schedule="dynamic"):
-            if buffers != NULL:
-                rc = churn_group_partition(rows + offsets[p], offsets[p + 1] - offsets[p],
-                                           buffers)
-                if rc != CHURN_OK:
-                    error[0] = rc
-                else:
-                    groups[p] = _partition_groups(rows + offsets[p], offsets[p + 1] - offsets[p],
-                                                  integer_amounts, &no_purchase[p])
-        if buffers != NULL:
-            churn_group_buffers_free(buffers)
-            free(buffers)
-    _check(error[0], "group")
-    return Grouped(rows_arr, offsets_arr, groups_arr, int(no_purchase_arr.sum()))
+    return rows_arr, offsets_arr
 
 
 class Grouped:
@@ -539,11 +557,14 @@ cdef int _customer_stats(GroupStats *out, int64_t *next_group, const churn_row *
     return CHURN_OK
 
 
-def group_statistics(grouped, bint integer_amounts, int threads):
+def group_statistics(grouped, bint integer_amounts, int threads, bint consume=False):
     """Per-group statistics of the rows grouped by :func:`group_rows`.
 
     Returns a dict of arrays, one entry per group with at least one purchase,
-    in (customer, category) order.
+    in (customer, category) order. With ``consume`` the rows are not needed
+    afterwards (a score): each partition's pages are given back to the system
+    as soon as it is summarised, so the rows and the statistics are never
+    held in full at the same time, and ``grouped.rows`` is dropped.
     """
     cdef int64_t[::1] rows_words = grouped.rows
     cdef const int64_t[::1] part_offsets = grouped.part_offsets
@@ -562,19 +583,7 @@ def group_statistics(grouped, bint integer_amounts, int threads):
             group_start[p + 1] = group_start[p] + part_groups[p]
     n_groups = group_start[n_parts]
 
-    result = {
-        "key": np.empty(n_groups, dtype=np.int64),
-        "cat": np.empty(n_groups, dtype=np.int32),
-        "n_orders": np.empty(n_groups, dtype=np.int64),
-        "n_rows": np.empty(n_groups, dtype=np.int64),
-        "first_day": np.empty(n_groups, dtype=np.int32),
-        "last_day": np.empty(n_groups, dtype=np.int32),
-        "monetary_total": np.empty(n_groups, dtype=np.int64 if integer_amounts else np.float64),
-        "refund_total": np.empty(n_groups, dtype=np.int64 if integer_amounts else np.float64),
-        "interval_mean_days": np.empty(n_groups, dtype=np.float64),
-        "interval_std_days": np.empty(n_groups, dtype=np.float64),
-        "interval_median_days": np.empty(n_groups, dtype=np.float64),
-    }
+    result = _statistics_arrays(n_groups, integer_amounts)
     # money sums are checked for overflow in groups without a purchase (no
     # output row) too, so every partition with rows is visited
     _fill_pointers(&out, result, integer_amounts, n_groups)
@@ -591,11 +600,35 @@ def group_statistics(grouped, bint integer_amounts, int threads):
                                       integer_amounts, gaps)
                 if rc != CHURN_OK:
                     error[0] = rc
+                if consume:
+                    churn_release_pages(rows + part_offsets[p],
+                                        (part_offsets[p + 1] - part_offsets[p]) * sizeof(churn_row))
         if gaps != NULL:
             free(gaps.values)
             free(gaps)
+    if consume:
+        del rows_words
+        grouped.rows = None
     _check(error[0], "statistics")
     return result
+
+
+def _statistics_arrays(int64_t n, bint integer_amounts):
+    """The (uninitialised) output arrays of the group statistics, n entries."""
+    money = np.int64 if integer_amounts else np.float64
+    return {
+        "key": np.empty(n, dtype=np.int64),
+        "cat": np.empty(n, dtype=np.int32),
+        "n_orders": np.empty(n, dtype=np.int64),
+        "n_rows": np.empty(n, dtype=np.int64),
+        "first_day": np.empty(n, dtype=np.int32),
+        "last_day": np.empty(n, dtype=np.int32),
+        "monetary_total": np.empty(n, dtype=money),
+        "refund_total": np.empty(n, dtype=money),
+        "interval_mean_days": np.empty(n, dtype=np.float64),
+        "interval_std_days": np.empty(n, dtype=np.float64),
+        "interval_median_days": np.empty(n, dtype=np.float64),
+    }
 
 
 cdef struct GapBuffer:

@@ -86,6 +86,16 @@ class Prepared:
     def rows_rejected(self) -> int:
         return sum(self.rejected_by_reason.values())
 
+    def drop_row_arrays(self) -> None:
+        """Forget the per-row kernel inputs once the kernel has copied them
+        (a score needs only the dictionaries and counts afterwards), so their
+        memory can go before the output is built."""
+        self.id_segments = []
+        self.day_segments = []
+        self.amount_bits = []
+        if self.cat_segments is not None:
+            self.cat_segments = []
+
 
 def parse_as_of(as_of: Any) -> dt.date | dt.datetime | None:
     """``None``, a date, a datetime or an ISO string (date when it has no time)."""

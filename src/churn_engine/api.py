@@ -88,8 +88,12 @@ class Scorer:
         threads = kernel_threads(config, prepared.n_rows)
         with stage("group"):
             grouped = group_prepared(prepared, threads)
+            prepared.drop_row_arrays()  # copied into the kernel's rows
         with stage("statistics"):
-            groups = _kernel.group_statistics(grouped, prepared.integer_amounts, threads)
+            # the rows are not needed after the statistics: given back as they are read
+            groups = _kernel.group_statistics(
+                grouped, prepared.integer_amounts, threads, consume=True
+            )
             no_purchase = grouped.no_purchase
             del grouped
         if len(groups["n_orders"]) == 0:
