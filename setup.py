@@ -61,6 +61,12 @@ extensions = [
         extra_link_args=link_args,
     ),
     Extension(
+        "churn_engine._columns",
+        sources=["src/churn_engine/_columns.pyx"],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    ),
+    Extension(
         "churn_engine._summary",
         sources=["src/churn_engine/_summary.pyx"],
         extra_compile_args=compile_args,

@@ -34,6 +34,7 @@ copy_tree() {
   tar -C "$CI_ROOT" \
     --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./dist \
     --exclude='*.egg-info' --exclude='*.so' --exclude=./src/churn_engine/_kernel.c \
+    --exclude=./src/churn_engine/_columns.c \
     --exclude='*.html' --exclude=__pycache__ --exclude=./.mypy_cache --exclude=./.ruff_cache \
     --exclude=./.pytest_cache --exclude=./.hypothesis --exclude=./.benchmarks \
     --exclude=./benches/.data --exclude=./.fuzz-artifacts \
@@ -120,7 +121,7 @@ run_tests() {
     local t
     for t in tests/test_kernel.py tests/test_churn_rate.py tests/test_definitions.py \
       tests/test_bad_input.py tests/properties tests/test_fuzz_regressions.py tests/test_funnel.py \
-      tests/test_lifetimes_summary.py; do
+      tests/test_lifetimes_summary.py tests/test_columns.py; do
       [ -e "$TREE/$t" ] && selection+=("$t")
     done
   fi

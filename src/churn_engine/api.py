@@ -13,13 +13,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from . import _kernel
+from . import _columns, _kernel
 from ._io import csv_path_of, open_source
 from ._occasions import group_prepared, kernel_threads
 from ._prepare import Prepared, parse_as_of, prepare
 from ._schema import output_schema
 from ._stats import ScoreResult, ScoreStats
-from .actions import ActionTable
 from .config import BUYER_TYPES, RfmCuts, ScoreConfig
 from .errors import ModelError
 
@@ -123,7 +122,7 @@ class Scorer:
                 threads,
             )  # fmt: skip
         with stage("assemble"):
-            customers = _assemble(prepared, config, groups, cycles, scores, categories, horizons)
+            customers = _assemble(prepared, config, groups, cycles, scores, categories, threads)
         return self._result(prepared, customers, cuts, no_purchase, timings)
 
     def _result(
@@ -218,8 +217,20 @@ def _customer_ids(prepared: Prepared, keys: np.ndarray, name: str) -> pl.Series:
     return pl.Series(name, ids).cast(prepared.id_dtype)
 
 
-def _lookup(table: list[Any], codes: np.ndarray, name: str) -> pl.Series:
-    return pl.Series(name, table, dtype=pl.String).gather(codes)
+def _output_ids(prepared: Prepared, config: ScoreConfig, keys: np.ndarray) -> pl.Series:
+    """The customer column of a score: :func:`_customer_ids`, without the gather
+    when it is the identity (string ids, one group per id, every id with a
+    purchase: the groups' keys are then the ranks 0, 1, ..., in order)."""
+    name = config.customer_col
+    dictionary = prepared.id_dictionary
+    if (
+        dictionary is not None
+        and config.category_col is None
+        and len(keys) == len(dictionary)
+        and (len(keys) == 0 or keys[-1] == len(keys) - 1)
+    ):
+        return dictionary.alias(name).cast(prepared.id_dtype)
+    return _customer_ids(prepared, keys, name)
 
 
 def _assemble(
@@ -229,102 +240,116 @@ def _assemble(
     cycles: dict[str, np.ndarray],
     scores: tuple[np.ndarray, np.ndarray, np.ndarray],
     categories: list[Any],
-    horizons: np.ndarray,
+    threads: int,
 ) -> pl.DataFrame:
+    """The output frame, every column made in its output dtype.
+
+    Numeric columns alias the kernel's arrays; string columns are Arrow views
+    written from the codes (:mod:`._columns`). Arrays the output does not alias
+    are popped from ``groups`` and ``cycles`` and freed once used;
+    ``expected_next_day`` is taken over (its null marker becomes 0 in place).
+    """
     as_of_day = prepared.as_of_day
     assert as_of_day is not None
-    n_orders = groups["n_orders"]
-    money = groups["monetary_total"]
     columns: dict[str, pl.Series] = {
-        config.customer_col: _customer_ids(prepared, groups["key"], config.customer_col)
+        config.customer_col: _output_ids(prepared, config, groups.pop("key"))
     }
+    cat = groups.pop("cat")
     if config.category_col is not None:
         assert prepared.categories is not None and prepared.cat_dtype is not None
-        columns[config.category_col] = prepared.categories.gather(groups["cat"]).cast(
-            prepared.cat_dtype
-        )
+        columns[config.category_col] = prepared.categories.gather(cat).cast(prepared.cat_dtype)
+    del cat
+    n_orders = groups["n_orders"]
+    money = groups["monetary_total"]
 
-    def floats(name: str, values: np.ndarray) -> pl.Series:
+    def floats(name: str) -> pl.Series:
+        values = groups[name] if name in groups else cycles[name]
         return pl.Series(name, values, nan_to_null=True)
 
     def dates(name: str, days: np.ndarray) -> pl.Series:
-        return pl.Series(name, days, dtype=pl.Int32).cast(pl.Date)
-
-    status_reasons = [config.reason_codes(config.horizon_days)[k] for k in _kernel.REASON_KEYS]
-    status_reasons += [config.reason_codes(config.horizon_for(c))["horizon"] for c in categories]
-    r, f, m = scores
-    bins = config.rfm_bins
-    code_index = (r.astype(np.int32) - 1) * bins * bins + (f - 1) * bins + (m - 1)
-    codes = [f"{i}{j}{k}" for i in range(1, bins + 1) for j in range(1, bins + 1)
-             for k in range(1, bins + 1)]  # fmt: skip
-    segment_map = config.effective_segment_map()
-    segment_of = {c: name for name, cs in (segment_map or {}).items() for c in cs}
-    next_day = cycles["expected_next_day"]
-    next_null = next_day == _kernel.NULL_DAY
+        return pl.Series(name, days, dtype=pl.Int32).cast(pl.Date)  # same buffer
 
     columns.update(
         n_orders=pl.Series("n_orders", n_orders),
         n_rows=pl.Series("n_rows", groups["n_rows"]),
         first_purchase=dates("first_purchase", groups["first_day"]),
         last_purchase=dates("last_purchase", groups["last_day"]),
-        tenure_days=pl.Series("tenure_days", as_of_day - groups["first_day"].astype(np.int64)),
+        tenure_days=pl.Series(
+            "tenure_days", np.subtract(as_of_day, groups["first_day"], dtype=np.int64)
+        ),
         recency_days=pl.Series("recency_days", cycles["recency_days"]),
         monetary_total=pl.Series("monetary_total", money),
         refund_total=pl.Series("refund_total", groups["refund_total"]),
         monetary_mean=pl.Series("monetary_mean", money / n_orders),
-        interval_mean_days=floats("interval_mean_days", groups["interval_mean_days"]),
-        interval_std_days=floats("interval_std_days", groups["interval_std_days"]),
-        interval_median_days=floats("interval_median_days", groups["interval_median_days"]),
-        cycle_days=floats("cycle_days", cycles["cycle_days"]),
-        cycles_since_last=floats("cycles_since_last", cycles["cycles_since_last"]),
-        expected_next_purchase=dates(
-            "expected_next_purchase", np.where(next_null, 0, next_day)
-        ).scatter(np.flatnonzero(next_null), None),
-        days_overdue=floats("days_overdue", cycles["days_overdue"]),
-        buyer_type=_lookup(["one_time", "repeat"], (n_orders > 1).astype(np.int8), "buyer_type"),
-        status=_lookup(list(_kernel.STATUS_NAMES), cycles["status"], "status"),
-        status_reason=_lookup(status_reasons, cycles["reason"], "status_reason"),
-        r_score=pl.Series("r_score", r),
-        f_score=pl.Series("f_score", f),
-        m_score=pl.Series("m_score", m),
-        rfm_code=_lookup(codes, code_index, "rfm_code"),
-        segment=_lookup([segment_of.get(c) for c in codes], code_index, "segment"),
+        interval_mean_days=floats("interval_mean_days"),
+        interval_std_days=floats("interval_std_days"),
+        interval_median_days=floats("interval_median_days"),
+        cycle_days=floats("cycle_days"),
+        cycles_since_last=floats("cycles_since_last"),
+        expected_next_purchase=_columns.date_column(
+            "expected_next_purchase", cycles.pop("expected_next_day"), _kernel.NULL_DAY, threads
+        ),
+        days_overdue=floats("days_overdue"),
+        r_score=pl.Series("r_score", scores[0]),
+        f_score=pl.Series("f_score", scores[1]),
+        m_score=pl.Series("m_score", scores[2]),
     )
-    table = config.action_table()
-    if table is not None:
-        columns.update(_action_columns(table, n_orders, cycles["status"], code_index, codes,
-                                       segment_of))  # fmt: skip
+    columns.update(_string_columns(config, n_orders, cycles, scores, categories, threads))
     if config.model == "bgnbd":
         columns.update(_bgnbd_columns(groups, as_of_day, config))
-    frame = pl.DataFrame(columns)
     schema = _schema_for(prepared, config)
-    return frame.cast(schema)  # type: ignore[arg-type]
+    frame = pl.DataFrame({name: columns.pop(name) for name in schema})
+    # every column is made in its dtype: no cast, and a mismatch is a bug
+    if columns or list(frame.schema.items()) != list(schema.items()):
+        raise AssertionError(f"assembled {dict(frame.schema)} and {list(columns)}, not {schema}")
+    return frame
 
 
-def _action_columns(
-    table: ActionTable,
+def _string_columns(
+    config: ScoreConfig,
     n_orders: np.ndarray,
-    status: np.ndarray,
-    code_index: np.ndarray,
-    codes: list[str],
-    segment_of: dict[str, str],
+    cycles: dict[str, np.ndarray],
+    scores: tuple[np.ndarray, np.ndarray, np.ndarray],
+    categories: list[Any],
+    threads: int,
 ) -> dict[str, pl.Series]:
-    """``action`` and ``action_reason``: the rule is chosen once per
-    (buyer type, status, RFM code) combination, then gathered per row."""
-    keys: list[str] = []
-    reasons: list[str] = []
-    for buyer_type in BUYER_TYPES:
-        for state in _kernel.STATUS_NAMES:
-            for code in codes:
-                action, reason = table.choose(buyer_type, state, segment_of.get(code))
-                keys.append(action.key)
-                reasons.append(reason)
-    repeat = (n_orders > 1).astype(np.int64)
-    combo = (repeat * len(_kernel.STATUS_NAMES) + status) * len(codes) + code_index
-    return {
-        "action": _lookup(keys, combo, "action"),
-        "action_reason": _lookup(reasons, combo, "action_reason"),
-    }
+    """buyer_type, status, status_reason, rfm_code, segment (and the action
+    columns): each a table of strings indexed by codes, written as views in
+    one parallel pass (``status`` and ``reason`` are popped from ``cycles``)."""
+    status_reasons = [config.reason_codes(config.horizon_days)[k] for k in _kernel.REASON_KEYS]
+    status_reasons += [config.reason_codes(config.horizon_for(c))["horizon"] for c in categories]
+    bins = config.rfm_bins
+    codes = [f"{i}{j}{k}" for i in range(1, bins + 1) for j in range(1, bins + 1)
+             for k in range(1, bins + 1)]  # fmt: skip
+    segment_map = config.effective_segment_map()
+    segment_of = {c: name for name, cs in (segment_map or {}).items() for c in cs}
+    # digits of the table index (values, low, high, clamp), first most significant:
+    # one order is one_time, two or more repeat
+    buyer = (n_orders, 1, 1 + len(BUYER_TYPES), True)
+    status = (cycles.pop("status"), 0, len(_kernel.STATUS_NAMES), False)
+    reason = (cycles.pop("reason"), 0, len(status_reasons), False)
+    rfm = [(score, 1, bins + 1, False) for score in scores]  # the code's three digits
+    specs: list[_columns.StringSpec] = [
+        ("buyer_type", list(BUYER_TYPES), [buyer]),
+        ("status", list(_kernel.STATUS_NAMES), [status]),
+        ("status_reason", list(status_reasons), [reason]),
+        ("rfm_code", list(codes), rfm),
+        ("segment", [segment_of.get(c) for c in codes], rfm),
+    ]
+    table = config.action_table()
+    if table is not None:
+        # the rule is chosen once per (buyer type, status, RFM code) combination
+        keys: list[str | None] = []
+        reasons: list[str | None] = []
+        for buyer_type in BUYER_TYPES:
+            for state in _kernel.STATUS_NAMES:
+                for code in codes:
+                    action, why = table.choose(buyer_type, state, segment_of.get(code))
+                    keys.append(action.key)
+                    reasons.append(why)
+        specs.append(("action", keys, [buyer, status, *rfm]))
+        specs.append(("action_reason", reasons, [buyer, status, *rfm]))
+    return {s.name: s for s in _columns.string_columns(specs, threads)}
 
 
 def _bgnbd_columns(
