@@ -93,9 +93,40 @@ int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) {
     return CHURN_OK;
 }
 
-void churn_release_pages(void *begin, int64_t bytes) {
-    const uintptr_t page = 4096;
-    uintptr_t first = ((uintptr_t)begin + page - 1) & ~(page - 1);
-    uintptr_t last = ((uintptr_t)begin + (uintptr_t)bytes) & ~(page - 1);
-    if (last > first) madvise((void *)first, last - first, MADV_DONTNEED); /* a hint */
+enum { RELEASE_BLOCK = 2 << 20 };
+
+int churn_release_init(churn_release_state *s, void *base, int64_t row_bytes,
+                       const int64_t *part_offsets, int64_t n_parts) {
+    memset(s, 0, sizeof(*s));
+    s->done = (uint8_t *)calloc((size_t)(n_parts > 0 ? n_parts : 1), 1);
+    if (!s->done) return CHURN_ERR_NOMEM;
+    s->part_offsets = part_offsets;
+    s->n_parts = n_parts;
+    s->row_bytes = row_bytes;
+    s->base = (char *)base;
+    s->released = ((uintptr_t)base + RELEASE_BLOCK - 1) & ~(uintptr_t)(RELEASE_BLOCK - 1);
+    return CHURN_OK;
+}
+
+void churn_release_done(churn_release_state *s, int64_t p) {
+    __atomic_store_n(&s->done[p], 1, __ATOMIC_RELEASE);
+    /* one thread at a time advances the mark; a busy lock means the other
+     * thread is doing it, and it will see this partition too or a later one
+     * will (what is left at the end goes with the buffer) */
+    if (__atomic_exchange_n(&s->lock, 1, __ATOMIC_ACQUIRE)) return;
+    int64_t mark = s->mark;
+    while (mark < s->n_parts && __atomic_load_n(&s->done[mark], __ATOMIC_ACQUIRE)) mark++;
+    s->mark = mark;
+    uintptr_t end = (uintptr_t)(s->base + s->part_offsets[mark] * s->row_bytes);
+    end &= ~(uintptr_t)(RELEASE_BLOCK - 1);
+    if (end > s->released) {
+        madvise((void *)s->released, end - s->released, MADV_DONTNEED); /* a hint */
+        s->released = end;
+    }
+    __atomic_store_n(&s->lock, 0, __ATOMIC_RELEASE);
+}
+
+void churn_release_free(churn_release_state *s) {
+    free(s->done);
+    s->done = NULL;
 }

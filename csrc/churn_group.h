@@ -32,9 +32,27 @@ void churn_group_buffers_free(churn_group_buffers *b);
  * Returns CHURN_OK or CHURN_ERR_NOMEM. */
 int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b);
 
-/* Gives the whole pages inside [begin, begin + bytes) back to the system
- * (their contents are no longer needed), so a pass that consumes a large
- * buffer partition by partition does not hold it all until the end. */
-void churn_release_pages(void *begin, int64_t bytes);
+/* Gives consumed rows back to the system while a pass still runs, so a
+ * pass that reads a large buffer partition by partition does not hold it all
+ * until the end. Partitions finish out of order on several threads; the
+ * memory below the first unfinished partition is released in whole 2 MiB
+ * blocks (huge pages are never split, few system calls). */
+typedef struct {
+    const int64_t *part_offsets; /* n_parts + 1 row offsets */
+    int64_t n_parts;
+    int64_t row_bytes;
+    char *base;         /* first row */
+    uint8_t *done;      /* per partition */
+    int64_t mark;       /* partitions [0, mark) are done */
+    uintptr_t released; /* pages below this address are released */
+    int lock;
+} churn_release_state;
+
+/* Returns CHURN_OK or CHURN_ERR_NOMEM. */
+int churn_release_init(churn_release_state *s, void *base, int64_t row_bytes,
+                       const int64_t *part_offsets, int64_t n_parts);
+/* Marks partition p consumed and releases what can be released. */
+void churn_release_done(churn_release_state *s, int64_t p);
+void churn_release_free(churn_release_state *s);
 
 #endif

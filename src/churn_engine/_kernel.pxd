@@ -32,7 +32,12 @@ cdef extern from "churn_group.h":
     void churn_group_buffers_init(churn_group_buffers *b) nogil
     void churn_group_buffers_free(churn_group_buffers *b) nogil
     int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) nogil
-    void churn_release_pages(void *begin, int64_t bytes) nogil
+    ctypedef struct churn_release_state:
+        int64_t mark
+    int churn_release_init(churn_release_state *s, void *base, int64_t row_bytes,
+                           const int64_t *part_offsets, int64_t n_parts) nogil
+    void churn_release_done(churn_release_state *s, int64_t p) nogil
+    void churn_release_free(churn_release_state *s) nogil
 
 
 cdef extern from "churn_partition.h":

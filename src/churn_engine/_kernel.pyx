@@ -588,6 +588,10 @@ def group_statistics(grouped, bint integer_amounts, int threads, bint consume=Fa
     # output row) too, so every partition with rows is visited
     _fill_pointers(&out, result, integer_amounts, n_groups)
 
+    cdef churn_release_state release
+    if consume:
+        _check(churn_release_init(&release, rows, sizeof(churn_row), &part_offsets[0], n_parts),
+               "statistics")
     # each thread with its own gap buffer, grown to the longest customer it meets
     with nogil, parallel(num_threads=threads):
         gaps = <GapBuffer *>calloc(1, sizeof(GapBuffer))
@@ -601,12 +605,12 @@ def group_statistics(grouped, bint integer_amounts, int threads, bint consume=Fa
                 if rc != CHURN_OK:
                     error[0] = rc
                 if consume:
-                    churn_release_pages(rows + part_offsets[p],
-                                        (part_offsets[p + 1] - part_offsets[p]) * sizeof(churn_row))
+                    churn_release_done(&release, p)
         if gaps != NULL:
             free(gaps.values)
             free(gaps)
     if consume:
+        churn_release_free(&release)
         del rows_words
         grouped.rows = None
     _check(error[0], "statistics")
