@@ -25,12 +25,22 @@ void churn_sort_by_key(churn_row *rows, churn_row *scratch, int64_t n);
 
 /* Quickselect: rearranges values so values[k] is the k-th smallest, smaller
  * ones before it and larger ones after; returns values[k]. */
-double churn_select_double(double *values, int64_t n, int64_t k);
 int64_t churn_select_int64(int64_t *values, int64_t n, int64_t k);
 
 /* Median of values (mean of the two middle ones for an even count); reorders
  * values. n must be >= 1. */
-double churn_median_double(double *values, int64_t n);
 double churn_median_int64(int64_t *values, int64_t n);
+
+/* Several order statistics in one go, by radix selection on order-preserving
+ * keys (values are not modified): out[j] = the value of 0-based rank
+ * ranks[j] in ascending order, for n_ranks ranks in any order (repeats
+ * allowed), each in [0, n). The passes over the values run on `threads`
+ * threads (<= 0: OpenMP's default) when there are many. Doubles: -0.0 and
+ * 0.0 are the same value, returned as +0.0; if any value is NaN every out[j]
+ * is NaN (as numpy.quantile). Returns CHURN_OK or CHURN_ERR_NOMEM. */
+int churn_select_ranks_double(double *out, const double *values, int64_t n,
+                              const int64_t *ranks, int64_t n_ranks, int threads);
+int churn_select_ranks_int64(int64_t *out, const int64_t *values, int64_t n,
+                             const int64_t *ranks, int64_t n_ranks, int threads);
 
 #endif

@@ -20,10 +20,12 @@ cdef extern from "churn_sort.h":
         int32_t day
         int64_t amount
     void churn_sort_rows(churn_row *rows, int64_t n) nogil
-    double churn_select_double(double *values, int64_t n, int64_t k) nogil
     int64_t churn_select_int64(int64_t *values, int64_t n, int64_t k) nogil
-    double churn_median_double(double *values, int64_t n) nogil
     double churn_median_int64(int64_t *values, int64_t n) nogil
+    int churn_select_ranks_double(double *out, const double *values, int64_t n,
+                                  const int64_t *ranks, int64_t n_ranks, int threads) nogil
+    int churn_select_ranks_int64(int64_t *out, const int64_t *values, int64_t n,
+                                 const int64_t *ranks, int64_t n_ranks, int threads) nogil
 
 
 cdef extern from "churn_group.h":

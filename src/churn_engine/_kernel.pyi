@@ -44,6 +44,7 @@ def category_priors(
     n_orders: npt.NDArray[np.int64],
     interval_mean: npt.NDArray[np.float64],
     fixed_prior: npt.NDArray[np.float64],
+    threads: int = 1,
 ) -> npt.NDArray[np.float64]: ...
 def cycle_status(
     cat: npt.NDArray[np.int32],
@@ -58,7 +59,9 @@ def cycle_status(
     churn_cycles: float,
     threads: int,
 ) -> dict[str, np.ndarray]: ...
-def quantile_cuts(values: np.ndarray, bins: int) -> npt.NDArray[np.float64]: ...
+def quantile_cuts(
+    values: np.ndarray, bins: int, threads: int = 1, negate: bool = False
+) -> npt.NDArray[np.float64]: ...
 def rfm_scores(
     recency_days: npt.NDArray[np.int64],
     n_orders: npt.NDArray[np.int64],

@@ -22,11 +22,10 @@ from ._kernel cimport (
     CHURN_ERR_OVERFLOW,
     CHURN_ERR_TOO_MANY,
     CHURN_OK,
-    churn_median_double,
     churn_median_int64,
     churn_row,
-    churn_select_double,
-    churn_select_int64,
+    churn_select_ranks_double,
+    churn_select_ranks_int64,
     churn_group_buffers,
     churn_group_buffers_free,
     churn_group_buffers_init,
@@ -815,34 +814,74 @@ cdef int _partition_occasions(int32_t *out_day, double *out_amount,
 # --------------------------------------------------------------------------
 
 def category_priors(const int32_t[::1] cat, const int64_t[::1] n_orders,
-                    const double[::1] interval_mean, const double[::1] fixed_prior):
+                    const double[::1] interval_mean, const double[::1] fixed_prior,
+                    int threads=1):
     """Prior cycle per category: ``fixed_prior[c]`` when not NaN, else the
     median of ``interval_mean`` over the category's groups with a gap (NaN
-    when there is none)."""
-    cdef int64_t n = cat.shape[0], i, c, n_cats = fixed_prior.shape[0]
+    when there is none; NaN when one of them is NaN): the middle value, or
+    the mean of the two middle ones for an even count, by radix selection on
+    ``threads`` threads."""
+    cdef int64_t n = cat.shape[0], i, c, size, slot, kept, n_cats = fixed_prior.shape[0]
     priors_arr = np.full(n_cats, np.nan)
     cdef double[::1] priors = priors_arr
     starts_arr = np.zeros(n_cats + 1, dtype=np.int64)
     cdef int64_t[::1] starts = starts_arr
-    cdef double[::1] values = np.empty(n, dtype=np.float64)
-    cdef int64_t[::1] cursor
-    with nogil:
-        for i in range(n):
-            if n_orders[i] >= 2:
-                starts[cat[i] + 1] += 1
-        for c in range(n_cats):
-            starts[c + 1] += starts[c]
-    cursor = starts_arr[:n_cats].copy()
-    with nogil:
-        for i in range(n):
-            if n_orders[i] >= 2:
-                values[cursor[cat[i]]] = interval_mean[i]
-                cursor[cat[i]] += 1
+    cdef int64_t middle[2]
+    cdef double middle_values[2]
+    cdef int rc = CHURN_OK
+    cdef bint repeat
+    if n == 0 or n_cats == 0:
         for c in range(n_cats):
             if not isnan(fixed_prior[c]):
                 priors[c] = fixed_prior[c]
-            elif starts[c + 1] > starts[c]:
-                priors[c] = churn_median_double(&values[starts[c]], starts[c + 1] - starts[c])
+        return priors_arr
+    # the values of each category's groups with a gap, category after category;
+    # branch-free, as whether a group has a gap is a coin toss to the CPU
+    cdef double[::1] values_arr = np.empty(n + 1, dtype=np.float64)  # + 1: where the rest go
+    cdef double *values = &values_arr[0]
+    cdef const int32_t *cats = &cat[0]
+    cdef const int64_t *orders = &n_orders[0]
+    cdef const double *means = &interval_mean[0]
+    cdef int64_t *cursor
+    cdef int64_t[::1] cursor_view
+    if n_cats == 1:  # no category column: one pass
+        with nogil:
+            kept = 0
+            for i in range(n):
+                values[kept] = means[i]
+                kept += orders[i] >= 2
+            starts[1] = kept
+    else:
+        cursor_view = np.zeros(n_cats, dtype=np.int64)
+        cursor = &cursor_view[0]
+        with nogil:
+            for i in range(n):
+                cursor[cats[i]] += orders[i] >= 2
+            for c in range(n_cats):
+                starts[c + 1] = starts[c] + cursor[c]
+                cursor[c] = starts[c]
+            for i in range(n):
+                repeat = orders[i] >= 2
+                slot = cursor[cats[i]] if repeat else n
+                values[slot] = means[i]
+                cursor[cats[i]] += repeat
+    with nogil:
+        for c in range(n_cats):
+            size = starts[c + 1] - starts[c]
+            if not isnan(fixed_prior[c]):
+                priors[c] = fixed_prior[c]
+            elif size > 0:
+                middle[0] = (size - 1) // 2
+                middle[1] = size // 2
+                rc = churn_select_ranks_double(middle_values, &values[starts[c]], size, middle,
+                                               2, threads)
+                if rc != CHURN_OK:
+                    break
+                if size % 2 == 1:
+                    priors[c] = middle_values[0]
+                else:
+                    priors[c] = (middle_values[0] + middle_values[1]) / 2.0
+    _check(rc, "status")
     return priors_arr
 
 
@@ -933,75 +972,46 @@ def cycle_status(const int32_t[::1] cat, const int64_t[::1] n_orders,
 # stage 5: RFM cut points and scores
 # --------------------------------------------------------------------------
 
-def quantile_cuts(values, int bins):
-    """The ``i/bins`` order statistics, i = 1..bins-1, by selection (no full
-    sort), or by counting for integers of a small range: the element at index
+def quantile_cuts(values, int bins, int threads=1, bint negate=False):
+    """The ``i/bins`` order statistics, i = 1..bins-1: the element at index
     ``((n - 1) * i) // bins`` of the sorted values, as
-    ``numpy.quantile(values, i / bins, method="lower")``."""
-    cdef int64_t n = values.shape[0], k, prev = 0, i
-    cuts = np.empty(bins - 1, dtype=np.float64)
-    cdef double[::1] out = cuts
-    cdef double[::1] work_f
-    cdef int64_t[::1] work_i
+    ``numpy.quantile(values, i / bins, method="lower")``, float64 or int64
+    values (others are cast to int64). All of them by one radix selection
+    (csrc/churn_sort.c), no copy and no sort, on ``threads`` threads; for
+    integers of a small range (R: days, F: order counts) that is one count.
+    ``negate``: the cuts of ``-values`` (R is scored on -recency_days),
+    without making that array. A float64 zero comes back as +0.0; a NaN
+    makes every cut NaN."""
+    cdef int64_t n = values.shape[0], i
     if n == 0:
         raise ValueError("quantile_cuts needs at least one value")
+    cuts = np.empty(bins - 1, dtype=np.float64)
+    if bins < 2:
+        return cuts
+    ranks_arr = (n - 1) * np.arange(1, bins, dtype=np.int64) // bins
+    if negate:  # rank k of -values is minus rank n - 1 - k of values
+        ranks_arr = (n - 1) - ranks_arr
+    cdef const int64_t[::1] ranks = ranks_arr
+    cdef double[::1] out = cuts
+    cdef const double[::1] floats
+    cdef const int64_t[::1] ints
+    cdef int64_t[::1] int_cuts
+    cdef int rc
     if values.dtype == np.float64:
-        work_f = np.array(values, dtype=np.float64, copy=True)
+        floats = np.ascontiguousarray(values)
         with nogil:
-            for i in range(1, bins):
-                k = ((n - 1) * i) // bins
-                # earlier selections leave larger values after `prev`
-                out[i - 1] = churn_select_double(&work_f[prev], n - prev, k - prev)
-                prev = k
+            rc = churn_select_ranks_double(&out[0], &floats[0], n, &ranks[0], bins - 1, threads)
     else:
         ints = np.ascontiguousarray(values, dtype=np.int64)
-        if _counting_cuts(ints, bins, out):
-            return cuts
-        work_i = np.array(ints, dtype=np.int64, copy=True)
+        int_cuts = np.empty(bins - 1, dtype=np.int64)
         with nogil:
-            for i in range(1, bins):
-                k = ((n - 1) * i) // bins
-                out[i - 1] = <double>churn_select_int64(&work_i[prev], n - prev, k - prev)
-                prev = k
+            rc = churn_select_ranks_int64(&int_cuts[0], &ints[0], n, &ranks[0], bins - 1, threads)
+            for i in range(bins - 1):
+                out[i] = <double>int_cuts[i]
+    _check(rc, "rfm")
+    if negate:
+        cuts = -cuts + 0.0  # + 0.0: -(+0.0) is -0.0
     return cuts
-
-
-cdef enum:
-    # counting is used when the values span fewer integers than this (and
-    # not many more than there are values): R (days) and F (order counts)
-    _COUNTING_MAX_SPAN = 1 << 24
-
-
-cdef bint _counting_cuts(const int64_t[::1] values, int bins, double[::1] out):
-    """The cut points of :func:`quantile_cuts` by counting, when the values
-    span a small range of integers (R: days, F: order counts): one pass and
-    a walk over the counts, O(n + span), no copy. False when the span is too
-    wide (selection then)."""
-    cdef int64_t n = values.shape[0], i, k, j = 0, seen
-    cdef int64_t lo = values[0], hi = values[0]
-    cdef uint64_t span
-    with nogil:
-        for i in range(n):
-            if values[i] < lo:
-                lo = values[i]
-            elif values[i] > hi:
-                hi = values[i]
-    span = <uint64_t>hi - <uint64_t>lo  # no signed overflow for extreme values
-    if span >= _COUNTING_MAX_SPAN or span > <uint64_t>(4 * n + 1024):
-        return False
-    counts_arr = np.zeros(span + 1, dtype=np.int64)
-    cdef int64_t[::1] counts = counts_arr
-    with nogil:
-        for i in range(n):
-            counts[values[i] - lo] += 1  # < span: no overflow
-        seen = counts[0]
-        for i in range(1, bins):
-            k = ((n - 1) * i) // bins
-            while seen <= k:  # the k-th smallest is the first value with more than k below or at it
-                j += 1
-                seen += counts[j]
-            out[i - 1] = <double>(lo + j)
-    return True
 
 
 def rfm_scores(const int64_t[::1] recency_days, const int64_t[::1] n_orders, money,

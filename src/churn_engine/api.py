@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -104,6 +102,7 @@ class Scorer:
             priors = _kernel.category_priors(
                 groups["cat"], groups["n_orders"], groups["interval_mean_days"],
                 np.array([_nan_if_none(config.fixed_prior_for(c)) for c in categories]),
+                threads,
             )  # fmt: skip
             # a horizon beyond int32 days never fires: clamp it for the kernel
             horizons = np.array(
@@ -193,16 +192,11 @@ def _category_values(prepared: Prepared) -> list[Any]:
 def _compute_cuts(
     groups: dict[str, np.ndarray], cycles: dict[str, np.ndarray], bins: int, threads: int
 ) -> RfmCuts:
-    """The three selections release the GIL: run them side by side."""
-    values = (-cycles["recency_days"], groups["n_orders"], groups["monetary_total"])
-    workers = min(3, threads or os.cpu_count() or 1)
-    if workers == 1:
-        recency, frequency, monetary = (_kernel.quantile_cuts(v, bins) for v in values)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            recency, frequency, monetary = pool.map(
-                lambda v: _kernel.quantile_cuts(v, bins), values
-            )
+    """One radix selection per column, each on all ``threads`` threads; R on
+    -recency_days."""
+    recency = _kernel.quantile_cuts(cycles["recency_days"], bins, threads, negate=True)
+    frequency = _kernel.quantile_cuts(groups["n_orders"], bins, threads)
+    monetary = _kernel.quantile_cuts(groups["monetary_total"], bins, threads)
     return RfmCuts(tuple(recency), tuple(frequency), tuple(monetary))
 
 
