@@ -174,16 +174,21 @@ static inline uint64_t low_bytes(uint64_t w, int64_t n) { /* 0 < n <= 8 */
     return n >= 8 ? w : w & ((((uint64_t)1) << (8 * n)) - 1);
 }
 
-/* churn_str_hash of an inline string view (length <= 12) from its two words
- * of inline bytes: the same value without byte-wise tail loads. */
-static inline uint64_t hash_inline_view(const uint8_t *view, int64_t len) {
+/* churn_str_hash of a string of length <= 12 given as two words of its
+ * bytes (w0: bytes 0..7, w1: bytes 8..11; bytes past len are ignored). */
+static inline uint64_t hash_short(uint64_t w0, uint32_t w1, int64_t len) {
     uint64_t h = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)len * 0xC2B2AE3D27D4EB4FULL);
-    uint64_t w0 = load64(view + 4);
-    uint32_t w1;
-    memcpy(&w1, view + 12, 4);
     if (len > 8) h = mix_word(mix_word(h, w0), low_bytes(w1, len - 8));
     else if (len > 0) h = mix_word(h, low_bytes(w0, len));
     return fmix64(h);
+}
+
+/* churn_str_hash of an inline string view (length <= 12) from its two words
+ * of inline bytes: the same value without byte-wise tail loads. */
+static inline uint64_t hash_inline_view(const uint8_t *view, int64_t len) {
+    uint32_t w1;
+    memcpy(&w1, view + 12, 4);
+    return hash_short(load64(view + 4), w1, len);
 }
 
 static inline uint32_t partition_of(uint64_t h, int part_bits) {
@@ -763,12 +768,33 @@ static int scatter_block(const churn_str_chunk *chunks, int64_t n_chunks, int64_
                 staged[p] = (uint16_t)(staged[p] + 1 + len);
             }
         } else {
+            /* short utf8 strings like inline views: two zero-padded words,
+             * staged with a fixed-size copy */
             for (int64_t i = first; i < last; i++) {
                 int64_t len;
                 const uint8_t *s = str_at(c, i, &len);
-                rc = scatter_row(s, len, hash_mask, part_bits, stage, staged, bufs, rows,
-                                 &part_of[base_ + i]);
-                if (rc != CHURN_OK) break;
+                if (len > 12) {
+                    rc = scatter_row(s, len, hash_mask, part_bits, stage, staged, bufs, rows,
+                                     &part_of[base_ + i]);
+                    if (rc != CHURN_OK) break;
+                    continue;
+                }
+                uint64_t w0 = len ? load_tail(s, len < 8 ? len : 8) : 0;
+                uint32_t w1 = len > 8 ? (uint32_t)load_tail(s + 8, len - 8) : 0;
+                uint32_t p = partition_of(hash_short(w0, w1, len) & hash_mask, part_bits);
+                part_of[base_ + i] = (uint16_t)p;
+                rows[p]++;
+                uint8_t *mine = stage + (size_t)p * STAGE_STRIDE;
+                if (staged[p] + 1 + len > STAGE_BYTES) {
+                    rc = append(&bufs[p], mine, staged[p], NULL, 0);
+                    staged[p] = 0;
+                    if (rc != CHURN_OK) break;
+                }
+                uint8_t *out = mine + staged[p];
+                out[0] = (uint8_t)len;
+                memcpy(out + 1, &w0, 8); /* fixed sizes: the stage has room past its end */
+                memcpy(out + 9, &w1, 4);
+                staged[p] = (uint16_t)(staged[p] + 1 + len);
             }
         }
     });

@@ -16,7 +16,10 @@ import polars as pl
 
 from .errors import ConfigError, DataError, SchemaError
 
-__all__ = ["SUPPORTED_EXTENSIONS", "csv_path_of", "open_source", "source_label"]
+__all__ = [
+    "SUPPORTED_EXTENSIONS", "arrow_table", "csv_path_of", "from_arrow_table", "open_source",
+    "source_label",
+]  # fmt: skip
 
 _PARQUET = (".parquet", ".pq")
 _CSV = (".csv", ".tsv", ".txt")
@@ -39,20 +42,33 @@ def open_source(data: Any) -> pl.LazyFrame:
         return data
     if isinstance(data, pl.DataFrame):
         return data.lazy()
-    module = type(data).__module__.split(".")[0]
-    if module == "pyarrow":
-        return _from_pyarrow(data)
-    if module == "pandas":
+    if type(data).__module__.split(".")[0] == "pandas":
         return _from_pandas(data)
-    if hasattr(data, "__arrow_c_stream__"):
-        import pyarrow as pa
-
-        return _from_pyarrow(pa.RecordBatchReader.from_stream(data))
+    table = arrow_table(data)
+    if table is not None:
+        return from_arrow_table(table)
     raise SchemaError(
         f"unsupported input of type {type(data).__name__}: pass a Parquet/CSV/Arrow IPC path, "
         "a polars DataFrame or LazyFrame, a pyarrow Table or RecordBatchReader, a pandas "
         "DataFrame, or an object with __arrow_c_stream__"
     )
+
+
+def arrow_table(data: Any) -> Any:
+    """The pyarrow Table of an in-memory Arrow source (a pyarrow Table,
+    RecordBatch or RecordBatchReader, or another object with
+    ``__arrow_c_stream__``), read in full, fixed-offset zones made UTC;
+    ``None`` for paths, Polars and pandas frames and anything else."""
+    if isinstance(data, (str, os.PathLike, pl.LazyFrame, pl.DataFrame)):
+        return None
+    module = type(data).__module__.split(".")[0]
+    if module == "pyarrow":
+        return _as_table(data)
+    if module != "pandas" and hasattr(data, "__arrow_c_stream__"):
+        import pyarrow as pa
+
+        return _as_table(pa.RecordBatchReader.from_stream(data))
+    return None
 
 
 def csv_path_of(data: Any) -> pathlib.Path | None:
@@ -134,6 +150,10 @@ def _offset_zones_to_utc(table: Any) -> Any:
 
 
 def _from_pyarrow(data: Any) -> pl.LazyFrame:
+    return from_arrow_table(_as_table(data))
+
+
+def _as_table(data: Any) -> Any:
     import pyarrow as pa
 
     if isinstance(data, pa.RecordBatchReader):
@@ -142,7 +162,13 @@ def _from_pyarrow(data: Any) -> pl.LazyFrame:
         data = pa.Table.from_batches([data])
     if not isinstance(data, pa.Table):
         raise SchemaError(f"unsupported pyarrow input of type {type(data).__name__}")
-    data = _offset_zones_to_utc(data)
+    return _offset_zones_to_utc(data)
+
+
+def from_arrow_table(data: Any) -> pl.LazyFrame:
+    """A pyarrow Table as a LazyFrame (no copy where Polars can avoid one)."""
+    import pyarrow as pa
+
     try:
         frame = pl.from_arrow(data, rechunk=False)
     except (pl.exceptions.PolarsError, pa.ArrowException) as exc:

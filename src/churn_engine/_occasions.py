@@ -18,8 +18,8 @@ import numpy as np
 import polars as pl
 
 from . import _kernel
-from ._io import csv_path_of, open_source
-from ._prepare import Prepared, parse_as_of, prepare
+from ._prebound import prepare_source
+from ._prepare import Prepared, parse_as_of
 from .config import ScoreConfig
 
 __all__ = ["Occasions", "collect_occasions", "group_prepared", "kernel_threads"]
@@ -87,7 +87,7 @@ class Occasions:
 
 def collect_occasions(data: Any, config: ScoreConfig, as_of: Any = None) -> Occasions:
     """Validate ``data`` like a score and return every group's occasions up to ``as_of``."""
-    prepared = prepare(open_source(data), config, parse_as_of(as_of), csv_path_of(data))
+    prepared = prepare_source(data, config, parse_as_of(as_of))
     threads = kernel_threads(config, prepared.n_rows)
     if prepared.n_rows == 0:
         empty = _kernel_empty_groups(prepared.integer_amounts)

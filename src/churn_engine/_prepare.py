@@ -24,7 +24,7 @@ from ._csv import MALFORMED, read_csv_leniently
 from .config import ScoreConfig
 from .errors import ConfigError, DataError, SchemaError
 
-__all__ = ["REJECT_REASONS", "Prepared", "parse_as_of", "prepare"]
+__all__ = ["REJECT_REASONS", "PreboundIds", "Prepared", "parse_as_of", "prepare"]
 
 _EPOCH = dt.date(1970, 1, 1)
 TimeUnit = Literal["ns", "us", "ms"]
@@ -53,6 +53,16 @@ _INTEGER_TYPES = (
     pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64,
 )  # fmt: skip
 _STRING_TYPES = (pl.String, pl.Categorical, pl.Enum)
+
+
+@dataclasses.dataclass(frozen=True)
+class PreboundIds:
+    """String customer ids already ranked (:mod:`._prebound`): the source's
+    ``column`` holds each row's int32 rank into ``dictionary`` instead."""
+
+    column: str
+    dtype: pl.DataType  # the ids' own type, as Polars would have read them
+    dictionary: pl.Series  # the distinct ids in ascending byte order: rank -> id
 
 
 @dataclasses.dataclass
@@ -273,6 +283,7 @@ def prepare(
     csv_path: pathlib.Path | None = None,
     *,
     keep: Mapping[str, str] | None = None,
+    prebound: PreboundIds | None = None,
 ) -> Prepared:
     """Read, validate and encode the source; raise or quarantine bad rows.
 
@@ -282,10 +293,14 @@ def prepare(
     the option naming the column in a missing-column error); the accepted
     rows are then returned as the frame ``Prepared.rows`` and no kernel
     segments are built.
+    ``prebound``: the customer column of ``lf`` holds ranks into these ids
+    (not with ``keep``); they are decoded wherever rows are shown.
     """
     _check_tz(config.tz)
+    if prebound is not None and (keep is not None or csv_path is not None):
+        raise AssertionError("prebound ids come from Arrow inputs, without keep")
     try:
-        return _prepare(lf, config, as_of, {}, keep)
+        return _prepare(lf, config, as_of, {}, keep, prebound)
     except _CsvParseError as failure:
         if csv_path is None:
             raise failure.error from failure.error.__cause__
@@ -305,9 +320,14 @@ def _prepare(
     as_of: dt.date | dt.datetime | None,
     malformed: dict[int, tuple[int, int, int]],
     keep: Mapping[str, str] | None = None,
+    prebound: PreboundIds | None = None,
 ) -> Prepared:
     types = _column_types(lf, config, keep)
-    id_expr, id_kind = _id_expr(types[config.customer_col], config)
+    if prebound is None:
+        id_expr, id_kind = _id_expr(types[config.customer_col], config)
+    else:
+        types[config.customer_col] = prebound.dtype
+        id_expr, id_kind = pl.col(config.customer_col), "string"
     amount, integer_amounts = _amount_expr(types[config.amount_col], config)
     ts_type = types[config.ts_col]
     times = _day_expr(pl.col(config.ts_col), ts_type, config)
@@ -372,7 +392,7 @@ def _prepare(
         raise DataError(message, reason="unreadable_input") from exc
     return _split(
         frame, lf, config, as_of, as_of_local, id_kind, integer_amounts, types, malformed,
-        keep is not None,
+        keep is not None, prebound,
     )  # fmt: skip
 
 
@@ -391,6 +411,7 @@ def _split(
     types: dict[str, pl.DataType],
     malformed: dict[int, tuple[int, int, int]],
     rows_only: bool = False,
+    prebound: PreboundIds | None = None,
 ) -> Prepared:
     rows_read = frame.height
     reasons = frame.get_column(_REASON)
@@ -399,8 +420,8 @@ def _split(
     if n_bad:
         first = int(bad.arg_true()[0])
         if config.on_error == "raise":
-            raise _data_error(lf, config, first, int(reasons[first]), n_bad, malformed)
-        rejects = _rejects_table(lf, config, reasons)
+            raise _data_error(lf, config, first, int(reasons[first]), n_bad, malformed, prebound)
+        rejects = _rejects_table(lf, config, reasons, prebound)
     keep = ~bad
     rows_after = 0
     if _AFTER in frame.columns:
@@ -444,7 +465,7 @@ def _split(
     if rows_only:
         prepared.rows = frame.drop(_REASON, _AFTER, strict=False)
         return prepared
-    _to_segments(prepared, frame, config, types)
+    _to_segments(prepared, frame, config, types, prebound)
     return prepared
 
 
@@ -469,16 +490,20 @@ def _dictionary(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Array, np.
     return indices, dictionary.take(pa.array(order)), rank
 
 
-def encode_strings(column: pa.ChunkedArray, threads: int) -> tuple[np.ndarray, pa.LargeStringArray]:
+def encode_strings(
+    column: pa.ChunkedArray, threads: int, *, nulls: bool = False
+) -> tuple[np.ndarray, pa.LargeStringArray]:
     """Rank null-free strings in ascending UTF-8 byte order, in the kernel.
 
     Returns (int32 rank of every row, the distinct strings in rank order).
     Much faster than pyarrow's ``dictionary_encode`` plus a sort of the
     dictionary: the kernel reads the Arrow buffers in place, hashes into
     cache-sized partitions and sorts only the distinct strings.
+    ``nulls``: the column may hold nulls; each is ranked as "" (which then
+    is in the dictionary), the caller masks their ranks.
     """
     ranks = np.empty(len(column), dtype=np.int32)
-    offsets, data = _kernel.encode_strings(ranks, _string_chunks(column), threads)
+    offsets, data = _kernel.encode_strings(ranks, _string_chunks(column, nulls), threads)
     dictionary = pa.LargeStringArray.from_buffers(
         len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data)
     )
@@ -495,12 +520,18 @@ def _bytes(buffer: pa.Buffer | None) -> np.ndarray:
 StringChunk = tuple[int, int, np.ndarray, list[np.ndarray]]
 
 
-def _string_chunks(column: pa.ChunkedArray) -> list[StringChunk]:
-    """The kernel's view of each chunk: (kind, length, offsets or views, data buffers)."""
+def _string_chunks(column: pa.ChunkedArray, nulls: bool = False) -> list[StringChunk]:
+    """The kernel's view of each chunk: (kind, length, offsets or views, data buffers).
+
+    ``nulls``: null slots are allowed and read as "" (the Arrow format leaves
+    their bytes undefined).
+    """
     chunks: list[StringChunk] = []
     for array in column.chunks:
         if array.null_count:
-            raise AssertionError("accepted rows have no nulls")
+            if not nulls:
+                raise AssertionError("accepted rows have no nulls")
+            array = _empty_null_slots(array)
         n = len(array)
         if n == 0:
             continue
@@ -530,6 +561,32 @@ def _string_chunks(column: pa.ChunkedArray) -> list[StringChunk]:
     return chunks
 
 
+def _empty_null_slots(array: pa.Array) -> pa.Array:
+    """``array`` (with nulls) whose null slots span no bytes: zeroed views (a
+    copy of the views only), or offsets as they are when they already do."""
+    n = len(array)
+    valid = pc.is_valid(array)
+    bits = np.frombuffer(valid.buffers()[1], dtype=np.uint8)
+    null = ~np.unpackbits(bits, count=valid.offset + n, bitorder="little")[valid.offset :].view(
+        np.bool_
+    )
+    buffers = array.buffers()
+    if pa.types.is_string_view(array.type):
+        views = np.frombuffer(buffers[1], dtype=np.uint8, count=16 * n, offset=16 * array.offset)
+        views = views.reshape(n, 16).copy()
+        views[null] = 0  # length 0, inline: ""
+        return pa.Array.from_buffers(array.type, n, [None, pa.py_buffer(views), *buffers[2:]])
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        width = 4 if pa.types.is_string(array.type) else 8
+        offsets = np.frombuffer(
+            buffers[1], dtype=np.int32 if width == 4 else np.int64, count=n + 1,
+            offset=width * array.offset,
+        )  # fmt: skip
+        if not np.diff(offsets)[null].any():
+            return array
+    return pc.fill_null(array, "")
+
+
 def _same_array(a: pa.Array, b: pa.Array) -> bool:
     return len(a) == len(b) and all(
         (x is None and y is None) or (x is not None and y is not None and x.address == y.address)
@@ -538,10 +595,17 @@ def _same_array(a: pa.Array, b: pa.Array) -> bool:
 
 
 def _to_segments(
-    prepared: Prepared, frame: pl.DataFrame, config: ScoreConfig, types: dict[str, pl.DataType]
+    prepared: Prepared,
+    frame: pl.DataFrame,
+    config: ScoreConfig,
+    types: dict[str, pl.DataType],
+    prebound: PreboundIds | None = None,
 ) -> None:
     ranks = None
-    if prepared.id_kind == "string":
+    if prebound is not None:
+        # the id column holds the ranks already: read below like integer ids
+        prepared.id_dictionary = prebound.dictionary
+    elif prepared.id_kind == "string":
         # string views straight from Polars: no copy into large_string first
         ids = frame.select(_ID).to_arrow(compat_level=pl.CompatLevel.newest()).column(0)
         ranks, dictionary = encode_strings(ids, 0 if config.threads is None else config.threads)
@@ -601,6 +665,7 @@ def _data_error(
     code: int,
     n_bad: int,
     malformed: dict[int, tuple[int, int, int]],
+    prebound: PreboundIds | None = None,
 ) -> DataError:
     reason, role = REJECT_REASONS[code]
     column = {
@@ -613,7 +678,7 @@ def _data_error(
         reason=reason, column=column, row=row, n_bad=n_bad,
         advice="fix the input or pass on_error='quarantine' to score the rest and get the bad "
         "rows in ScoreResult.rejects",
-        example=lambda: _example_row(lf, config, row),
+        example=lambda: _example_row(lf, config, row, prebound),
         malformed=malformed.get(row) if role == "line" else None,
     )  # fmt: skip
 
@@ -656,14 +721,17 @@ def _needed(config: ScoreConfig) -> list[str]:
     return names
 
 
-def _example_row(lf: pl.LazyFrame, config: ScoreConfig, row: int) -> dict[str, Any]:
+def _example_row(
+    lf: pl.LazyFrame, config: ScoreConfig, row: int, prebound: PreboundIds | None = None
+) -> dict[str, Any]:
     example = lf.select(_needed(config)).slice(row, 1)
     try:
-        return example.collect().row(0, named=True)
+        return _decoded(example.collect(), prebound).row(0, named=True)
     except (Exception, pl.exceptions.PanicException):
         pass
     try:  # dates Python cannot represent: show their physical values
-        return example.select(pl.all().to_physical()).collect().row(0, named=True)
+        physical = example.select(pl.all().to_physical()).collect()
+        return _decoded(physical, prebound).row(0, named=True)
     except (Exception, pl.exceptions.PanicException):  # the message matters more
         return {}
 
@@ -681,8 +749,19 @@ def tally_rejects(
     return bad, n_bad, by_reason
 
 
-def _rejects_table(lf: pl.LazyFrame, config: ScoreConfig, reasons: pl.Series) -> pl.DataFrame:
-    return rejects_table(lf, _needed(config), REJECT_REASONS, reasons)
+def _rejects_table(
+    lf: pl.LazyFrame, config: ScoreConfig, reasons: pl.Series, prebound: PreboundIds | None
+) -> pl.DataFrame:
+    return _decoded(rejects_table(lf, _needed(config), REJECT_REASONS, reasons), prebound)
+
+
+def _decoded(rows: pl.DataFrame, prebound: PreboundIds | None) -> pl.DataFrame:
+    """``rows`` with prebound ids shown as the ids themselves (null ranks stay null)."""
+    if prebound is None:
+        return rows
+    name = prebound.column
+    ids = prebound.dictionary.gather(rows.get_column(name)).cast(prebound.dtype)
+    return rows.with_columns(ids.alias(name))
 
 
 def rejects_table(

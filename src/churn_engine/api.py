@@ -12,9 +12,9 @@ import numpy as np
 import polars as pl
 
 from . import _columns, _kernel
-from ._io import csv_path_of, open_source
 from ._occasions import group_prepared, kernel_threads
-from ._prepare import Prepared, parse_as_of, prepare
+from ._prebound import prepare_source
+from ._prepare import Prepared, parse_as_of
 from ._schema import output_schema
 from ._stats import ScoreResult, ScoreStats
 from .config import BUYER_TYPES, RfmCuts, ScoreConfig
@@ -77,7 +77,7 @@ class Scorer:
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
         with stage("read"):
-            prepared = prepare(open_source(data), config, parse_as_of(as_of), csv_path_of(data))
+            prepared = prepare_source(data, config, parse_as_of(as_of))
 
         if prepared.n_rows == 0:
             return self._result(prepared, _empty(prepared, config), None, 0, timings)
