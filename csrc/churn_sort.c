@@ -1,4 +1,5 @@
 #include "churn_sort.h"
+#include "churn_bits.h"
 #include "churn_status.h"
 
 #include <math.h>
@@ -356,15 +357,6 @@ typedef struct {
     int64_t below, size;        /* keys in smaller digits, keys in this one */
 } wanted_digit;
 
-static int bit_length(uint64_t x) {
-    int bits = 0;
-    while (x) {
-        bits++;
-        x >>= 1;
-    }
-    return bits;
-}
-
 static void insertion_sort_keys(uint64_t *keys, int64_t n) {
     for (int64_t i = 1; i < n; i++) {
         uint64_t x = keys[i];
@@ -433,8 +425,8 @@ static int select_round(uint64_t *res, const key_passes *p, const void *values, 
             for (int64_t j = 0; j < m; j++) res[want[j].slot] = lo;
             return CHURN_OK;
         }
-        int bits = bit_length(hi - lo);
-        int digit_bits = bit_length((uint64_t)n);
+        int bits = churn_bit_length(hi - lo);
+        int digit_bits = churn_bit_length((uint64_t)n);
         if (digit_bits < DIGIT_BITS_MIN) digit_bits = DIGIT_BITS_MIN;
         if (digit_bits > DIGIT_BITS_MAX) digit_bits = DIGIT_BITS_MAX;
         if (digit_bits > bits) digit_bits = bits;

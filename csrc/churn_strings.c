@@ -1,5 +1,6 @@
 #define _DEFAULT_SOURCE /* madvise */
 #include "churn_strings.h"
+#include "churn_bits.h"
 #include "churn_status.h"
 
 #include <stdlib.h>
@@ -732,6 +733,23 @@ static inline int scatter_row(const uint8_t *s, int64_t len, uint64_t hash_mask,
 
 /* Step 1 for the rows [begin, end): each row's partition (part_of), rows per
  * partition (rows) and each partition's records (bufs). */
+/* Stages one string of at most 12 bytes (given zero-padded to 12) in
+ * partition p: a fixed-size copy, as the stage has room past its end. */
+static inline int stage_short(uint8_t *stage, uint16_t *staged, record_buffer *bufs, uint32_t p,
+                              const uint8_t *padded, int64_t len) {
+    uint8_t *mine = stage + (size_t)p * STAGE_STRIDE;
+    if (staged[p] + 1 + len > STAGE_BYTES) {
+        int rc = append(&bufs[p], mine, staged[p], NULL, 0);
+        staged[p] = 0;
+        if (rc != CHURN_OK) return rc;
+    }
+    uint8_t *out = mine + staged[p];
+    out[0] = (uint8_t)len;
+    memcpy(out + 1, padded, 12);
+    staged[p] = (uint16_t)(staged[p] + 1 + len);
+    return CHURN_OK;
+}
+
 static int scatter_block(const churn_str_chunk *chunks, int64_t n_chunks, int64_t begin,
                          int64_t end, int part_bits, uint64_t hash_mask, uint16_t *part_of,
                          int64_t *rows, record_buffer *bufs) {
@@ -756,16 +774,8 @@ static int scatter_block(const churn_str_chunk *chunks, int64_t n_chunks, int64_
                 uint32_t p = partition_of(hash_inline_view(v, len) & hash_mask, part_bits);
                 part_of[base_ + i] = (uint16_t)p;
                 rows[p]++;
-                uint8_t *mine = stage + (size_t)p * STAGE_STRIDE;
-                if (staged[p] + 1 + len > STAGE_BYTES) {
-                    rc = append(&bufs[p], mine, staged[p], NULL, 0);
-                    staged[p] = 0;
-                    if (rc != CHURN_OK) break;
-                }
-                uint8_t *out = mine + staged[p];
-                out[0] = (uint8_t)len;
-                memcpy(out + 1, v + 4, 12); /* fixed size: the stage has room past its end */
-                staged[p] = (uint16_t)(staged[p] + 1 + len);
+                rc = stage_short(stage, staged, bufs, p, v + 4, len);
+                if (rc != CHURN_OK) break;
             }
         } else {
             /* short utf8 strings like inline views: two zero-padded words,
@@ -784,17 +794,11 @@ static int scatter_block(const churn_str_chunk *chunks, int64_t n_chunks, int64_
                 uint32_t p = partition_of(hash_short(w0, w1, len) & hash_mask, part_bits);
                 part_of[base_ + i] = (uint16_t)p;
                 rows[p]++;
-                uint8_t *mine = stage + (size_t)p * STAGE_STRIDE;
-                if (staged[p] + 1 + len > STAGE_BYTES) {
-                    rc = append(&bufs[p], mine, staged[p], NULL, 0);
-                    staged[p] = 0;
-                    if (rc != CHURN_OK) break;
-                }
-                uint8_t *out = mine + staged[p];
-                out[0] = (uint8_t)len;
-                memcpy(out + 1, &w0, 8); /* fixed sizes: the stage has room past its end */
-                memcpy(out + 9, &w1, 4);
-                staged[p] = (uint16_t)(staged[p] + 1 + len);
+                uint8_t padded[12];
+                memcpy(padded, &w0, 8);
+                memcpy(padded + 8, &w1, 4);
+                rc = stage_short(stage, staged, bufs, p, padded, len);
+                if (rc != CHURN_OK) break;
             }
         }
     });
@@ -969,15 +973,6 @@ void churn_str_dict_write(const churn_str_dict *d, int64_t *out_offsets, uint8_t
 
 /* ---- the whole encoding --------------------------------------------------- */
 
-static int bit_length(uint64_t x) {
-    int bits = 0;
-    while (x) {
-        bits++;
-        x >>= 1;
-    }
-    return bits;
-}
-
 int churn_str_encode(int32_t *out_ranks, churn_str_dict **out_dict,
                      const churn_str_chunk *chunks, int64_t n_chunks, int threads,
                      int part_bits, uint64_t hash_mask) {
@@ -996,7 +991,7 @@ int churn_str_encode(int32_t *out_ranks, churn_str_dict **out_dict,
         return CHURN_OK;
     }
     if (part_bits < 0) {
-        part_bits = bit_length((uint64_t)n_rows >> TARGET_PART_ROWS_LOG2);
+        part_bits = churn_bit_length((uint64_t)n_rows >> TARGET_PART_ROWS_LOG2);
         if (part_bits > MAX_PART_BITS) part_bits = MAX_PART_BITS;
     }
     if (part_bits > 16) part_bits = 16; /* part_of holds uint16 */
