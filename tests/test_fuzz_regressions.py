@@ -25,6 +25,10 @@ Findings (see docs/reliability.md):
   a fixed-offset time zone (``timestamp[us, tz=+05:30]``, valid Arrow,
   written by pandas/pyarrow) -> a polars PanicException (a BaseException)
   escapes from score(); the CLI dies with a traceback.
+- F6 (fuzz_kernel): ``cycle_days = (k * mean + w * prior) / (k + w)`` with a
+  huge ``prior_days`` and ``prior_weight`` (both accepted: finite, positive)
+  overflows the sum to infinity, although the weighted mean lies between
+  ``mean`` and ``prior`` -> cycle_days inf for repeat buyers.
 """
 
 from __future__ import annotations
@@ -169,6 +173,25 @@ def test_kernel_expected_next_day_of_a_cycle_beyond_int32() -> None:
     next_day = int(cycles["expected_next_day"][0])
     # today: (int32)floor(1e10 + 0.5) is undefined behaviour and gives INT32_MIN + 19030
     assert next_day == _kernel.NULL_DAY or next_day >= 19_030, next_day
+
+
+# -- F6: the weighted cycle's sum overflows ----------------------------------------
+
+
+def test_huge_prior_and_weight_give_a_finite_weighted_cycle() -> None:
+    # customer 1: one gap of 30 days (k = 1); prior 1e308 days, weight 10:
+    # 1 * 30 + 10 * 1e308 overflows, the weighted mean is 30/11 + 10/11 * 1e308
+    frame = _frame([1, 1, 2], [19_000, 19_030, 19_010], [1.0, 1.0, 1.0])
+    result = churn_engine.score(frame, prior_days=1e308, prior_weight=10.0)
+    cycle = result.filter(pl.col("customer_id") == 1)["cycle_days"][0]
+    assert math.isfinite(cycle)
+    assert cycle == pytest.approx((1 / 11) * 30.0 + (10 / 11) * 1e308, rel=1e-15)
+    repeat = result.filter(pl.col("customer_id") == 1).row(0, named=True)
+    assert repeat["expected_next_purchase"] is None  # far beyond 9999-12-31
+    assert repeat["days_overdue"] == 0.0 and repeat["status"] == "active"
+    # the usual formula where it does not overflow: the result is unchanged
+    small = churn_engine.score(frame, prior_days=100.0, prior_weight=10.0)
+    assert small.filter(pl.col("customer_id") == 1)["cycle_days"][0] == (30.0 + 10 * 100.0) / 11
 
 
 # -- F4: horizon_days beyond int32 --------------------------------------------------

@@ -922,6 +922,9 @@ def cycle_status(const int32_t[::1] cat, const int64_t[::1] n_orders,
                 c = interval_mean[i]
             else:
                 c = (k * interval_mean[i] + prior_weight * prior) / (k + prior_weight)
+                if isinf(c):  # the sum overflowed (a huge prior): the mean itself is finite
+                    c = ((k / (k + prior_weight)) * interval_mean[i]
+                         + (prior_weight / (k + prior_weight)) * prior)
             cycle[i] = c
             if isnan(c):
                 since[i] = NAN

@@ -17,7 +17,8 @@ Decisions made here (and mirrored by the engine):
   (naive ``as_of`` is in ``tz``; a Date column keeps days ``<= as_of_day``).
 - A row with ``amount < 0`` is a refund; ``amount >= 0`` (zero included) is a
   purchase row. Groups without a purchase occasion get no output row.
-- ``cycle_days = (k * mean + w * prior) / (k + w)`` in that operation order;
+- ``cycle_days = (k * mean + w * prior) / (k + w)`` in that operation order
+  (``(k / (k + w)) * mean + (w / (k + w)) * prior`` when that sum overflows);
   ``prior`` itself when ``k == 0``; the own mean when the prior is missing.
 - RFM cut points are order statistics (``numpy.quantile(method="lower")``)
   and values are compared with them as float64.
@@ -356,7 +357,12 @@ def reference_score(
         .then(prior)
         .when(prior.is_null())
         .then(mean)
-        .otherwise((k * mean + w * prior) / (k + w))
+        .otherwise(
+            pl.when(((k * mean + w * prior) / (k + w)).is_infinite())
+            # the sum overflowed (a huge prior): the weighted mean is finite
+            .then((k / (k + w)) * mean + (w / (k + w)) * prior)
+            .otherwise((k * mean + w * prior) / (k + w))
+        )
         .alias("cycle_days")
     )
     cycle, recency = pl.col("cycle_days"), pl.col("recency_days").cast(pl.Float64)
