@@ -39,6 +39,7 @@ def group_rows(
 def group_statistics(
     grouped: Grouped, integer_amounts: bool, threads: int, consume: bool = False
 ) -> dict[str, np.ndarray]: ...
+def statistics_arrays(n: int, integer_amounts: bool) -> dict[str, np.ndarray]: ...
 def category_priors(
     cat: npt.NDArray[np.int32],
     n_orders: npt.NDArray[np.int64],

@@ -582,7 +582,7 @@ def group_statistics(grouped, bint integer_amounts, int threads, bint consume=Fa
             group_start[p + 1] = group_start[p] + part_groups[p]
     n_groups = group_start[n_parts]
 
-    result = _statistics_arrays(n_groups, integer_amounts)
+    result = statistics_arrays(n_groups, integer_amounts)
     # money sums are checked for overflow in groups without a purchase (no
     # output row) too, so every partition with rows is visited
     _fill_pointers(&out, result, integer_amounts, n_groups)
@@ -616,8 +616,9 @@ def group_statistics(grouped, bint integer_amounts, int threads, bint consume=Fa
     return result
 
 
-def _statistics_arrays(int64_t n, bint integer_amounts):
-    """The (uninitialised) output arrays of the group statistics, n entries."""
+def statistics_arrays(int64_t n, bint integer_amounts):
+    """The (uninitialised) output arrays of :func:`group_statistics`, n
+    entries each (n = 0: the statistics of a log without accepted rows)."""
     money = np.int64 if integer_amounts else np.float64
     return {
         "key": np.empty(n, dtype=np.int64),

@@ -90,7 +90,7 @@ def collect_occasions(data: Any, config: ScoreConfig, as_of: Any = None) -> Occa
     prepared = prepare_source(data, config, parse_as_of(as_of))
     threads = kernel_threads(config, prepared.n_rows)
     if prepared.n_rows == 0:
-        empty = _kernel_empty_groups(prepared.integer_amounts)
+        empty = _kernel.statistics_arrays(0, prepared.integer_amounts)
         return Occasions(prepared, empty, np.zeros(1, np.int64), np.empty(0, np.int32),
                          np.empty(0, np.float64), 0)  # fmt: skip
     grouped = group_prepared(prepared, threads)
@@ -99,16 +99,3 @@ def collect_occasions(data: Any, config: ScoreConfig, as_of: Any = None) -> Occa
     np.cumsum(groups["n_orders"], out=offsets[1:])
     day, amount = _kernel.occasions(grouped, offsets, prepared.integer_amounts, threads)
     return Occasions(prepared, groups, offsets, day, amount, grouped.no_purchase)
-
-
-def _kernel_empty_groups(integer_amounts: bool) -> dict[str, np.ndarray]:
-    money = np.int64 if integer_amounts else np.float64
-    return {
-        "key": np.empty(0, np.int64), "cat": np.empty(0, np.int32),
-        "n_orders": np.empty(0, np.int64), "n_rows": np.empty(0, np.int64),
-        "first_day": np.empty(0, np.int32), "last_day": np.empty(0, np.int32),
-        "monetary_total": np.empty(0, money), "refund_total": np.empty(0, money),
-        "interval_mean_days": np.empty(0, np.float64),
-        "interval_std_days": np.empty(0, np.float64),
-        "interval_median_days": np.empty(0, np.float64),
-    }  # fmt: skip
