@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -23,6 +24,51 @@ static void *big_alloc(size_t size) {
     madvise(p, size, MADV_HUGEPAGE); /* a hint: failure changes nothing */
 #endif
     return p;
+}
+
+/* One allocation handed out front to back: the encoder's big arrays reuse
+ * memory it has already touched (a fresh page costs a fault and zeroing,
+ * often more than the work done on it). */
+typedef struct {
+    uint8_t *base;
+    size_t size, used;
+} workspace;
+
+/* size bytes of the workspace, 64-byte aligned, or NULL when they do not
+ * fit (the workspace is unchanged then). Each take may pad up to 63 bytes. */
+static void *workspace_take(workspace *ws, size_t size) {
+    if (!ws->base) return NULL;
+    uintptr_t at = (uintptr_t)ws->base + ws->used;
+    size_t offset = (size_t)(((at + 63) & ~(uintptr_t)63) - (uintptr_t)ws->base);
+    if (offset > ws->size || size > ws->size - offset) return NULL;
+    ws->used = offset + size;
+    return ws->base + offset;
+}
+
+/* size bytes from the workspace, or when they do not fit a big_alloc of
+ * their own, which *owned then holds (to free); NULL when out of memory. */
+static void *workspace_take_or_alloc(workspace *ws, size_t size, void **owned) {
+    void *p = workspace_take(ws, size);
+    if (p) return p;
+    *owned = big_alloc(size);
+    return *owned;
+}
+
+/* Gives the workspace's pages past its first keep bytes back to the system
+ * (a hint; big workspaces only): what outlives the call sits at the front,
+ * and the caller allocates right after. */
+static void workspace_give_back_tail(workspace *ws, size_t keep) {
+#ifdef MADV_DONTNEED
+    long page = sysconf(_SC_PAGESIZE);
+    if (!ws->base || ws->size < ((size_t)4 << 20) || page <= 0) return;
+    uintptr_t mask = (uintptr_t)page - 1;
+    uintptr_t from = ((uintptr_t)ws->base + keep + mask) & ~mask;
+    uintptr_t to = ((uintptr_t)ws->base + ws->size) & ~mask;
+    if (to > from) madvise((void *)from, to - from, MADV_DONTNEED);
+#else
+    (void)ws;
+    (void)keep;
+#endif
 }
 
 static inline int team_size(void) {
@@ -947,7 +993,9 @@ struct churn_str_dict {
     int threads;
     int64_t n_parts;
     uint8_t **arenas; /* per partition: its distinct strings, as records */
-    str_ref *sorted;  /* per rank */
+    str_ref *sorted;  /* per rank: in the sort's scratch memory, not an allocation */
+    void *sorted_memory; /* the allocation holding sorted: the encoder's workspace
+                          * or the scratch array's own */
 };
 
 void churn_str_dict_free(churn_str_dict *d) {
@@ -955,7 +1003,7 @@ void churn_str_dict_free(churn_str_dict *d) {
     if (d->arenas)
         for (int64_t p = 0; p < d->n_parts; p++) free(d->arenas[p]);
     free(d->arenas);
-    free(d->sorted);
+    free(d->sorted_memory);
     free(d);
 }
 
@@ -1010,39 +1058,59 @@ int churn_str_encode(int32_t *out_ranks, churn_str_dict **out_dict,
     size_t cells = (size_t)n_blocks * (size_t)n_parts;
     int64_t *row_cursor = (int64_t *)calloc(cells, sizeof(int64_t)); /* [block][part] */
     record_buffer *bufs = (record_buffer *)calloc(cells, sizeof(record_buffer));
-    uint8_t **regions = (uint8_t **)calloc((size_t)n_blocks, sizeof(uint8_t *));
     int64_t *part_rows = (int64_t *)calloc((size_t)n_parts + 1, sizeof(int64_t)); /* starts */
     uint16_t *part_of = (uint16_t *)big_alloc((size_t)n_rows * sizeof(uint16_t));
-    int32_t *local_codes = (int32_t *)big_alloc((size_t)n_rows * sizeof(int32_t));
     int32_t *part_codes = (int32_t *)calloc((size_t)n_parts, sizeof(int32_t));
     int64_t *part_base = (int64_t *)malloc((size_t)(n_parts + 1) * sizeof(int64_t));
     dict->arenas = (uint8_t **)calloc((size_t)n_parts, sizeof(uint8_t *));
     dict->n_parts = n_parts;
+    /* One workspace holds step 1's records, then whichever of the arrays of
+     * steps 3 and 4 fit in it; each *_own holds an array that got its own
+     * allocation instead. */
+    workspace ws = {NULL, 0, 0};
     str_ref *refs = NULL;
     str_item *items = NULL, *scratch = NULL;
-    int32_t *rank_of = NULL;
-    if (!row_cursor || !bufs || !regions || !part_rows || !part_of || !local_codes ||
-        !part_codes || !part_base || !dict->arenas) {
+    int32_t *rank_of = NULL, *row_ranks = NULL;
+    void *refs_own = NULL, *items_own = NULL, *scratch_own = NULL, *rank_of_own = NULL,
+         *row_ranks_own = NULL;
+    /* step 2's local codes go to out_ranks (partition-major) until step 4:
+     * memory written in the end anyway, rather than n_rows fresh int32 */
+    int32_t *local_codes = out_ranks;
+    size_t scratch_end = 0; /* in the workspace: where the dictionary's part ends */
+    if (!row_cursor || !bufs || !part_rows || !part_of || !part_codes || !part_base ||
+        !dict->arenas) {
         rc = CHURN_ERR_NOMEM;
         goto done;
+    }
+
+    /* step 1's records: a slice of the workspace per (block, partition),
+     * sized from a sample of the block's rows */
+    for (int blk = 0; blk < n_blocks; blk++) {
+        int64_t begin = n_rows * blk / n_blocks, end = n_rows * (blk + 1) / n_blocks;
+        int64_t per_part = region_per_partition(chunks, n_chunks, begin, end, n_parts);
+        for (int64_t p = 0; p < n_parts; p++)
+            bufs[(size_t)blk * (size_t)n_parts + (size_t)p].region_capacity = per_part;
+        ws.size += (size_t)(per_part * n_parts) + 63; /* + its take's alignment */
+    }
+    ws.base = (uint8_t *)big_alloc(ws.size);
+    if (!ws.base) {
+        rc = CHURN_ERR_NOMEM;
+        goto done;
+    }
+    for (int blk = 0; blk < n_blocks; blk++) {
+        record_buffer *block_bufs = bufs + (int64_t)blk * n_parts;
+        int64_t per_part = block_bufs[0].region_capacity;
+        uint8_t *region = (uint8_t *)workspace_take(&ws, (size_t)(per_part * n_parts));
+        for (int64_t p = 0; p < n_parts; p++) block_bufs[p].region = region + p * per_part;
     }
 
     /* step 1: hash every row, copy its string into its partition */
 #pragma omp parallel num_threads(n_threads)
     for (int blk = thread_id(); blk < n_blocks; blk += team_size()) {
         int64_t begin = n_rows * blk / n_blocks, end = n_rows * (blk + 1) / n_blocks;
-        int64_t per_part = region_per_partition(chunks, n_chunks, begin, end, n_parts);
-        regions[blk] = (uint8_t *)big_alloc((size_t)(per_part * n_parts));
-        int mine = regions[blk] ? CHURN_OK : CHURN_ERR_NOMEM;
-        if (mine == CHURN_OK) {
-            record_buffer *block_bufs = bufs + (int64_t)blk * n_parts;
-            for (int64_t p = 0; p < n_parts; p++) {
-                block_bufs[p].region = regions[blk] + p * per_part;
-                block_bufs[p].region_capacity = per_part;
-            }
-            mine = scatter_block(chunks, n_chunks, begin, end, part_bits, hash_mask, part_of,
-                                 row_cursor + (int64_t)blk * n_parts, block_bufs);
-        }
+        size_t first_cell = (size_t)blk * (size_t)n_parts;
+        int mine = scatter_block(chunks, n_chunks, begin, end, part_bits, hash_mask, part_of,
+                                 row_cursor + first_cell, bufs + first_cell);
         if (mine != CHURN_OK) {
 #pragma omp atomic write
             rc = mine;
@@ -1096,11 +1164,8 @@ int churn_str_encode(int32_t *out_ranks, churn_str_dict **out_dict,
         }
         part_table_free(&b);
     }
-    for (int blk = 0; blk < n_blocks; blk++) {
-        free(regions[blk]);
-        regions[blk] = NULL;
-    }
     if (rc != CHURN_OK) goto done;
+    ws.used = 0; /* every record is read: the workspace is free again */
 
     /* global codes: partition after partition */
     int64_t size = 0;
@@ -1114,12 +1179,19 @@ int churn_str_encode(int32_t *out_ranks, churn_str_dict **out_dict,
         goto done;
     }
     dict->size = size;
-    refs = (str_ref *)big_alloc((size_t)size * sizeof(str_ref));
-    dict->sorted = (str_ref *)big_alloc((size_t)size * sizeof(str_ref));
-    items = (str_item *)big_alloc((size_t)size * sizeof(str_item));
-    scratch = (str_item *)big_alloc((size_t)size * sizeof(str_item));
-    rank_of = (int32_t *)big_alloc((size_t)size * sizeof(int32_t));
-    if (!refs || !dict->sorted || !items || !scratch || !rank_of) {
+    /* scratch first: after the sort it holds the dictionary (dict->sorted);
+     * then rank_of, read until the end; refs and items last: step 4's
+     * partition-major ranks take their place */
+    scratch = (str_item *)workspace_take_or_alloc(&ws, (size_t)size * sizeof(str_item),
+                                                   &scratch_own);
+    scratch_end = ws.used;
+    rank_of = (int32_t *)workspace_take_or_alloc(&ws, (size_t)size * sizeof(int32_t),
+                                                 &rank_of_own);
+    size_t kept_past_step3 = ws.used;
+    refs = (str_ref *)workspace_take_or_alloc(&ws, (size_t)size * sizeof(str_ref), &refs_own);
+    items = (str_item *)workspace_take_or_alloc(&ws, (size_t)size * sizeof(str_item),
+                                                &items_own);
+    if (!refs || !items || !scratch || !rank_of) {
         rc = CHURN_ERR_NOMEM;
         goto done;
     }
@@ -1140,48 +1212,64 @@ int churn_str_encode(int32_t *out_ranks, churn_str_dict **out_dict,
     /* step 3: ranks of the distinct strings */
     rc = sort_strings(refs, items, scratch, size, n_threads);
     if (rc != CHURN_OK) goto done;
+    _Static_assert(sizeof(str_ref) == sizeof(str_item), "sorted reuses scratch entry for entry");
+    dict->sorted = (str_ref *)scratch; /* the sort is done with it */
 #pragma omp parallel for num_threads(n_threads) schedule(static)
     for (int64_t r = 0; r < size; r++) {
         int32_t code = items[r].code;
         rank_of[code] = (int32_t)r;
         dict->sorted[r] = refs[code];
     }
+    ws.used = kept_past_step3; /* refs and items are done */
+    refs = NULL;
+    items = NULL;
 
     /* step 4: every row's rank. Local codes become ranks partition by
      * partition (a small slice of rank_of each), then the partitions are
      * read back in row order: the scatter of step 1 replayed. */
+    row_ranks = (int32_t *)workspace_take_or_alloc(&ws, (size_t)n_rows * sizeof(int32_t),
+                                                   &row_ranks_own); /* partition-major */
+    if (!row_ranks) {
+        rc = CHURN_ERR_NOMEM;
+        goto done;
+    }
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic)
     for (int64_t p = 0; p < n_parts; p++) {
         const int32_t *ranks = rank_of + part_base[p];
         for (int64_t e = part_rows[p]; e < part_rows[p + 1]; e++)
-            local_codes[e] = ranks[local_codes[e]];
+            row_ranks[e] = ranks[local_codes[e]];
     }
 #pragma omp parallel num_threads(n_threads)
     for (int blk = thread_id(); blk < n_blocks; blk += team_size()) {
         int64_t begin = n_rows * blk / n_blocks, end = n_rows * (blk + 1) / n_blocks;
         int64_t *cursor = row_cursor + (int64_t)blk * n_parts;
         for (int64_t row = begin; row < end; row++)
-            out_ranks[row] = local_codes[cursor[part_of[row]]++];
+            out_ranks[row] = row_ranks[cursor[part_of[row]]++];
     }
 
 done:
     if (bufs)
         for (size_t cell = 0; cell < cells; cell++) free(bufs[cell].spill);
-    if (regions)
-        for (int blk = 0; blk < n_blocks; blk++) free(regions[blk]);
     free(bufs);
-    free(regions);
     free(row_cursor);
     free(part_rows);
     free(part_of);
-    free(local_codes);
     free(part_codes);
     free(part_base);
-    free(refs);
-    free(items);
-    free(scratch);
-    free(rank_of);
-    if (rc == CHURN_OK) *out_dict = dict;
-    else churn_str_dict_free(dict);
+    free(refs_own);
+    free(items_own);
+    free(rank_of_own);
+    free(row_ranks_own);
+    if (rc == CHURN_OK) {
+        /* the dictionary keeps the allocation that holds sorted (in scratch) */
+        dict->sorted_memory = scratch_own ? scratch_own : ws.base;
+        if (scratch_own) free(ws.base);
+        else workspace_give_back_tail(&ws, scratch_end);
+        *out_dict = dict;
+    } else {
+        free(scratch_own);
+        free(ws.base);
+        churn_str_dict_free(dict);
+    }
     return rc;
 }

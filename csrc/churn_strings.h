@@ -15,6 +15,10 @@
  *      chunks only for ties;
  *   4. write each row's rank, reading the partitions back in row order.
  *
+ * Step 1's records take one workspace allocation, which then holds (when
+ * they fit) the arrays of steps 3 and 4 and the dictionary: fresh pages
+ * cost far more to touch than pages the call has already used.
+ *
  * Then churn_str_dict_write gives the distinct strings in rank order.
  */
 #ifndef CHURN_STRINGS_H
@@ -50,7 +54,8 @@ typedef struct churn_str_dict churn_str_dict;
  * ANDed into every hash (all ones in use; tests pass small masks to force
  * collisions). Returns CHURN_OK, CHURN_ERR_NOMEM, CHURN_ERR_TOO_MANY (more
  * than 2^31 - 1 distinct strings, or chunks too long) or CHURN_ERR_BAD_STRING
- * (offsets or views outside their buffers). */
+ * (offsets or views outside their buffers). On failure out_ranks may hold
+ * intermediate values (it serves as scratch space). */
 int churn_str_encode(int32_t *out_ranks, churn_str_dict **out_dict,
                      const churn_str_chunk *chunks, int64_t n_chunks, int threads,
                      int part_bits, uint64_t hash_mask);

@@ -785,6 +785,25 @@ def test_encode_strings_many_rows_and_threads(make: Any) -> None:
         _check_encoding(strings, ranks, dictionary)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_encode_strings_mostly_distinct_short_strings(threads: int) -> None:
+    """Step 1's records (length + 1 bytes per row) make the workspace that
+    then holds, when they fit, the sort's arrays (52 bytes per distinct
+    string, the dictionary's 16 among them) and step 4's ranks (4 per row).
+    Short, mostly distinct strings leave most of them out: those get their
+    own memory (the dictionary too) and the encoding is the same."""
+    rng = np.random.default_rng(13)
+    values = rng.choice(10**6, 100_000, replace=False)
+    picks = np.concatenate([values, rng.choice(values, 20_000)])
+    rng.shuffle(picks)
+    strings = pa.array(picks).cast(pa.string())  # "0" .. "999999": 1 to 6 bytes
+    chunks = [strings.slice(0, 50_000), strings.slice(50_000).cast(pa.string_view())]
+    ranks, dictionary = _encode(chunks, threads=threads)
+    expected, inverse = np.unique(np.array(strings.to_pylist(), dtype="S"), return_inverse=True)
+    assert dictionary == expected.tolist()
+    np.testing.assert_array_equal(ranks, inverse)
+
+
 @settings(max_examples=100 if os.environ.get("CI") else 50)
 @given(
     st.lists(st.text(alphabet=st.sampled_from("ab\0é中z"), max_size=20), max_size=60),
