@@ -46,10 +46,12 @@ static inline uint64_t slot_of(int64_t key, uint64_t mask) {
     return (h ^ (h >> 29)) & mask;
 }
 
-int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) {
-    if (n < 2) return CHURN_OK;
-    if (n > INT32_MAX) return CHURN_ERR_TOO_MANY; /* local codes are int32 */
-    if (reserve(b, n) != CHURN_OK) return CHURN_ERR_NOMEM;
+/* Local codes of n keys (the int64 at keys + i * stride, shifted right by
+ * shift): row_codes, counts, uniques (key, code in .day). Then the distinct
+ * keys are ordered and counts become each code's first position. Returns
+ * the number of codes. */
+static int32_t code_and_place(churn_group_buffers *b, const int64_t *keys, int64_t stride,
+                              int shift, int64_t n) {
     /* a table of at least 2n slots, but no bigger than needed for this n */
     uint64_t slots = 16;
     while ((int64_t)slots < 2 * n) slots *= 2;
@@ -58,7 +60,7 @@ int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) {
 
     int32_t n_codes = 0;
     for (int64_t i = 0; i < n; i++) {
-        int64_t key = rows[i].key;
+        int64_t key = (int64_t)((uint64_t)keys[i * stride] >> shift);
         uint64_t s = slot_of(key, mask);
         int32_t code;
         for (;;) {
@@ -77,7 +79,7 @@ int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) {
         b->counts[code]++;
         b->row_codes[i] = code;
     }
-    if (n_codes == 1) return CHURN_OK; /* one customer: nothing to move */
+    if (n_codes == 1) return 1; /* one customer: nothing to move */
 
     /* order the distinct keys only, then turn counts into start positions */
     churn_sort_by_key(b->uniques, b->scratch, n_codes);
@@ -88,8 +90,43 @@ int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) {
         b->counts[code] = start;
         start += c;
     }
+    return n_codes;
+}
+
+int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) {
+    if (n < 2) return CHURN_OK;
+    if (n > INT32_MAX) return CHURN_ERR_TOO_MANY; /* local codes are int32 */
+    if (reserve(b, n) != CHURN_OK) return CHURN_ERR_NOMEM;
+    if (code_and_place(b, &rows[0].key, sizeof(churn_row) / 8, 0, n) == 1) return CHURN_OK;
     for (int64_t i = 0; i < n; i++) b->scratch[b->counts[b->row_codes[i]]++] = rows[i];
     memcpy(rows, b->scratch, (size_t)n * sizeof(churn_row));
+    return CHURN_OK;
+}
+
+int churn_group_packed_partition(churn_packed_row *rows, int64_t n, int key_shift,
+                                 churn_group_buffers *b) {
+    if (n < 2) return CHURN_OK;
+    if (n > INT32_MAX) return CHURN_ERR_TOO_MANY;
+    if (reserve(b, n) != CHURN_OK) return CHURN_ERR_NOMEM;
+    int64_t start = 0;
+    if (key_shift >= 64 ||
+        code_and_place(b, (const int64_t *)&rows[0].word, sizeof(churn_packed_row) / 8,
+                       key_shift, n) > 1) {
+        /* scratch holds n churn_rows, room for n packed rows */
+        churn_packed_row *scratch = (churn_packed_row *)b->scratch;
+        if (key_shift < 64) {
+            for (int64_t i = 0; i < n; i++) scratch[b->counts[b->row_codes[i]]++] = rows[i];
+            memcpy(rows, scratch, (size_t)n * sizeof(churn_packed_row));
+        }
+    }
+    /* then each customer's rows by (cat, day, amount) */
+    while (start < n) {
+        uint64_t key = key_shift >= 64 ? 0 : rows[start].word >> key_shift;
+        int64_t end = start + 1;
+        while (end < n && (key_shift >= 64 ? 0 : rows[end].word >> key_shift) == key) end++;
+        if (end - start > 1) churn_sort_packed_rows(rows + start, end - start);
+        start = end;
+    }
     return CHURN_OK;
 }
 

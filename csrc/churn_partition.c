@@ -1,4 +1,5 @@
 #include "churn_partition.h"
+#include "churn_bits.h"
 #include "churn_status.h"
 
 #include <stdlib.h>
@@ -7,34 +8,14 @@
 #include <omp.h>
 #endif
 
-enum { STAGE_ROWS = 8 }; /* rows staged per partition: 192 bytes, 3 cache lines */
+/* bytes staged per partition: 3 cache lines, 8 rows or 12 packed rows */
+enum { STAGE_BYTES = 192 };
 
 static inline uint64_t flip(int64_t key) { return (uint64_t)key ^ 0x8000000000000000ULL; }
 
 static inline int64_t key_at(const churn_segment *s, const int32_t *rank_of_code, int64_t i) {
     if (!s->codes) return s->ids[i];
     return rank_of_code ? (int64_t)rank_of_code[s->codes[i]] : (int64_t)s->codes[i];
-}
-
-int churn_key_range(const churn_segment *segments, int64_t n_segments,
-                    const int32_t *rank_of_code, int64_t n_codes,
-                    uint64_t *out_min, uint64_t *out_max) {
-    uint64_t lo = ~(uint64_t)0, hi = 0;
-    for (int64_t k = 0; k < n_segments; k++) {
-        const churn_segment *s = &segments[k];
-        if (s->codes && rank_of_code) {
-            for (int64_t i = 0; i < s->n; i++)
-                if (s->codes[i] < 0 || s->codes[i] >= n_codes) return CHURN_ERR_BAD_CODE;
-        }
-        for (int64_t i = 0; i < s->n; i++) {
-            uint64_t key = flip(key_at(s, rank_of_code, i));
-            if (key < lo) lo = key;
-            if (key > hi) hi = key;
-        }
-    }
-    *out_min = lo;
-    *out_max = hi;
-    return CHURN_OK;
 }
 
 /* Calls body(segment, first, last) for the rows [begin, end) of the global
@@ -51,18 +32,146 @@ int churn_key_range(const churn_segment *segments, int64_t n_segments,
         }                                                                        \
     } while (0)
 
-int churn_partition_rows(churn_row *out, int64_t *part_offsets, int64_t n_parts,
-                         uint64_t kmin, int shift, const churn_segment *segments,
-                         int64_t n_segments, const int32_t *rank_of_code, int64_t n_rows,
-                         int threads) {
+static inline int n_threads_for(int threads, int64_t n_rows) {
     int n_threads = 1;
 #ifdef _OPENMP
     n_threads = threads > 0 ? threads : omp_get_max_threads();
 #endif
-    if (n_rows < (1 << 16)) n_threads = 1; /* not worth waking threads */
+    return n_rows < (1 << 16) ? 1 : n_threads; /* not worth waking threads */
+}
+
+int churn_column_ranges(churn_ranges *out, const churn_segment *segments, int64_t n_segments,
+                        const int32_t *rank_of_code, int64_t n_codes, int64_t n_rows,
+                        int threads) {
+    int n_threads = n_threads_for(threads, n_rows);
+    churn_ranges all = {~(uint64_t)0, 0, INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN};
+    int failed = 0;
+#pragma omp parallel num_threads(n_threads)
+    {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        int64_t begin = n_rows * t / n_threads, end = n_rows * (t + 1) / n_threads;
+        churn_ranges r = {~(uint64_t)0, 0, INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN};
+        int bad = 0;
+        FOR_ROW_RANGE(segments, n_segments, begin, end, {
+            if (seg->codes && rank_of_code) {
+                for (int64_t i = first; i < last; i++)
+                    bad |= seg->codes[i] < 0 || seg->codes[i] >= n_codes;
+            }
+            if (!bad) {
+                for (int64_t i = first; i < last; i++) {
+                    uint64_t key = flip(key_at(seg, rank_of_code, i));
+                    r.key_min = key < r.key_min ? key : r.key_min;
+                    r.key_max = key > r.key_max ? key : r.key_max;
+                }
+            }
+            for (int64_t i = first; i < last; i++) {
+                int32_t day = seg->days[i];
+                r.day_min = day < r.day_min ? day : r.day_min;
+                r.day_max = day > r.day_max ? day : r.day_max;
+            }
+            if (seg->cats) {
+                for (int64_t i = first; i < last; i++) {
+                    int32_t cat = seg->cats[i];
+                    r.cat_min = cat < r.cat_min ? cat : r.cat_min;
+                    r.cat_max = cat > r.cat_max ? cat : r.cat_max;
+                }
+            } else {
+                r.cat_min = r.cat_max = 0;
+            }
+        });
+#pragma omp critical
+        {
+            failed |= bad;
+            if (r.key_min < all.key_min) all.key_min = r.key_min;
+            if (r.key_max > all.key_max) all.key_max = r.key_max;
+            if (r.day_min < all.day_min) all.day_min = r.day_min;
+            if (r.day_max > all.day_max) all.day_max = r.day_max;
+            if (r.cat_min < all.cat_min) all.cat_min = r.cat_min;
+            if (r.cat_max > all.cat_max) all.cat_max = r.cat_max;
+        }
+    }
+    *out = all;
+    return failed ? CHURN_ERR_BAD_CODE : CHURN_OK;
+}
+
+/* x << n and x >> n for n up to 64 (C leaves a shift by 64 undefined) */
+static inline uint64_t shl(uint64_t x, int n) { return n >= 64 ? 0 : x << n; }
+static inline uint64_t shr(uint64_t x, int n) { return n >= 64 ? 0 : x >> n; }
+static inline uint64_t low_mask(int n) { return n >= 64 ? ~(uint64_t)0 : shl(1, n) - 1; }
+
+int churn_packing_of(churn_packing *out, const churn_ranges *ranges, int shift) {
+    if (ranges->cat_min < 0) return 0; /* categories are ranks */
+    int cat_bits = churn_bit_length((uint64_t)(ranges->cat_max - ranges->cat_min));
+    int day_bits = churn_bit_length((uint64_t)((int64_t)ranges->day_max - ranges->day_min));
+    if (shift + cat_bits + day_bits > 64) return 0;
+    out->key_min = ranges->key_min;
+    out->shift = shift;
+    out->cat_bits = cat_bits;
+    out->day_bits = day_bits;
+    out->cat_min = ranges->cat_min;
+    out->day_min = ranges->day_min;
+    return 1;
+}
+
+static inline uint64_t pack_word(const churn_packing *pk, uint64_t offset, int32_t cat,
+                                 int32_t day) {
+    return shl(offset, pk->cat_bits + pk->day_bits) |
+           shl((uint64_t)((int64_t)cat - pk->cat_min), pk->day_bits) |
+           (uint64_t)((int64_t)day - pk->day_min);
+}
+
+void churn_unpack_rows(churn_row *out, const churn_packed_row *in, int64_t n,
+                       const churn_packing *pk, int64_t p) {
+    uint64_t base = pk->key_min + shl((uint64_t)p, pk->shift);
+    int low_bits = pk->cat_bits + pk->day_bits;
+    uint64_t cat_mask = low_mask(pk->cat_bits), day_mask = low_mask(pk->day_bits);
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t w = in[i].word;
+        out[i].key = (int64_t)flip((int64_t)(base + shr(w, low_bits)));
+        out[i].cat = (int32_t)((int64_t)(shr(w, pk->day_bits) & cat_mask) + pk->cat_min);
+        out[i].day = (int32_t)((int64_t)(w & day_mask) + pk->day_min);
+        out[i].amount = in[i].amount;
+    }
+}
+
+/* The scatter loop of churn_partition_rows for records of type T: FILL
+ * writes row i of segment seg (key, partition p) to *slot; full stages go
+ * out a few cache lines at a time (software write-combining). */
+#define SCATTER(T, FILL)                                                                \
+    do {                                                                                \
+        T *rows = (T *)out, *slots = (T *)stage;                                        \
+        FOR_ROW_RANGE(segments, n_segments, begin, end, {                               \
+            for (int64_t i = first; i < last; i++) {                                    \
+                int64_t key = key_at(seg, rank_of_code, i);                             \
+                uint64_t p = (flip(key) - kmin) >> shift;                               \
+                T *slot = &slots[p * (uint64_t)stage_rows + staged[p]];                 \
+                FILL                                                                    \
+                if (++staged[p] == stage_rows) {                                        \
+                    memcpy(rows + mine[p], &slots[p * (uint64_t)stage_rows], STAGE_BYTES); \
+                    mine[p] += stage_rows;                                              \
+                    staged[p] = 0;                                                      \
+                }                                                                       \
+            }                                                                           \
+        });                                                                             \
+        for (int64_t p = 0; p < n_parts; p++) {                                         \
+            memcpy(rows + mine[p], &slots[p * stage_rows], staged[p] * sizeof(T));      \
+            mine[p] += staged[p];                                                       \
+        }                                                                               \
+    } while (0)
+
+int churn_partition_rows(void *out, int64_t *part_offsets, int64_t n_parts, uint64_t kmin,
+                         int shift, const churn_packing *packing,
+                         const churn_segment *segments, int64_t n_segments,
+                         const int32_t *rank_of_code, int64_t n_rows, int threads) {
+    int n_threads = n_threads_for(threads, n_rows);
     /* counts[t * n_parts + p]: rows of thread t for partition p, then its cursor */
     int64_t *counts = (int64_t *)calloc((size_t)n_threads * (size_t)n_parts, sizeof(int64_t));
     if (!counts) return CHURN_ERR_NOMEM;
+    const int stage_rows =
+        (int)(STAGE_BYTES / (packing ? sizeof(churn_packed_row) : sizeof(churn_row)));
     int failed = 0;
 
 #pragma omp parallel num_threads(n_threads)
@@ -91,33 +200,25 @@ int churn_partition_rows(churn_row *out, int64_t *part_offsets, int64_t n_parts,
             }
             part_offsets[n_parts] = start;
         }
-        churn_row *stage = (churn_row *)malloc((size_t)n_parts * STAGE_ROWS * sizeof(churn_row));
+        uint8_t *stage = (uint8_t *)malloc((size_t)n_parts * STAGE_BYTES);
         uint8_t *staged = (uint8_t *)calloc((size_t)n_parts, 1);
         if (!stage || !staged) {
 #pragma omp atomic write
             failed = 1;
-        } else {
-            FOR_ROW_RANGE(segments, n_segments, begin, end, {
-                for (int64_t i = first; i < last; i++) {
-                    int64_t key = key_at(seg, rank_of_code, i);
-                    uint64_t p = (flip(key) - kmin) >> shift;
-                    churn_row *slot = &stage[p * STAGE_ROWS + staged[p]];
-                    slot->key = key;
-                    slot->cat = seg->cats ? seg->cats[i] : 0;
-                    slot->day = seg->days[i];
-                    slot->amount = seg->amounts[i];
-                    if (++staged[p] == STAGE_ROWS) {
-                        memcpy(out + mine[p], &stage[p * STAGE_ROWS],
-                               STAGE_ROWS * sizeof(churn_row));
-                        mine[p] += STAGE_ROWS;
-                        staged[p] = 0;
-                    }
-                }
+        } else if (packing) {
+            SCATTER(churn_packed_row, {
+                uint64_t offset = flip(key) - kmin;
+                slot->word = pack_word(packing, offset - shl(p, shift),
+                                       seg->cats ? seg->cats[i] : 0, seg->days[i]);
+                slot->amount = seg->amounts[i];
             });
-            for (int64_t p = 0; p < n_parts; p++) {
-                memcpy(out + mine[p], &stage[p * STAGE_ROWS], staged[p] * sizeof(churn_row));
-                mine[p] += staged[p];
-            }
+        } else {
+            SCATTER(churn_row, {
+                slot->key = key;
+                slot->cat = seg->cats ? seg->cats[i] : 0;
+                slot->day = seg->days[i];
+                slot->amount = seg->amounts[i];
+            });
         }
         free(stage);
         free(staged);

@@ -1,5 +1,6 @@
 #include "churn_sort.h"
 #include "churn_bits.h"
+#include "churn_introsort.h"
 #include "churn_status.h"
 
 #include <math.h>
@@ -99,76 +100,18 @@ static inline int row_less(const churn_row *a, const churn_row *b) {
     return a->amount < b->amount;
 }
 
-static void insertion_sort_rows(churn_row *rows, int64_t n) {
-    for (int64_t i = 1; i < n; i++) {
-        churn_row x = rows[i];
-        int64_t j = i;
-        while (j > 0 && row_less(&x, &rows[j - 1])) {
-            rows[j] = rows[j - 1];
-            j--;
-        }
-        rows[j] = x;
-    }
+/* the word orders by (key, cat, day): see churn_partition.h */
+static inline int packed_less(const churn_packed_row *a, const churn_packed_row *b) {
+    if (a->word != b->word) return a->word < b->word;
+    return a->amount < b->amount;
 }
 
-static void sift_down_rows(churn_row *rows, int64_t start, int64_t n) {
-    int64_t root = start;
-    for (;;) {
-        int64_t child = 2 * root + 1;
-        if (child >= n) return;
-        if (child + 1 < n && row_less(&rows[child], &rows[child + 1])) child++;
-        if (!row_less(&rows[root], &rows[child])) return;
-        churn_row t = rows[root]; rows[root] = rows[child]; rows[child] = t;
-        root = child;
-    }
-}
+CHURN_INTROSORT(rows, churn_row, row_less)
+CHURN_INTROSORT(packed, churn_packed_row, packed_less)
 
-static void heap_sort_rows(churn_row *rows, int64_t n) {
-    for (int64_t s = n / 2 - 1; s >= 0; s--) sift_down_rows(rows, s, n);
-    for (int64_t end = n - 1; end > 0; end--) {
-        churn_row t = rows[0]; rows[0] = rows[end]; rows[end] = t;
-        sift_down_rows(rows, 0, end);
-    }
-}
+void churn_sort_rows(churn_row *rows, int64_t n) { introsort_rows(rows, n); }
 
-static void intro_sort_rows(churn_row *rows, int64_t n, int depth) {
-    while (n > 24) {
-        if (depth-- == 0) {
-            heap_sort_rows(rows, n);
-            return;
-        }
-        /* median of three as pivot, Hoare partition */
-        int64_t mid = n / 2;
-        churn_row *a = &rows[0], *b = &rows[mid], *c = &rows[n - 1];
-        churn_row pivot;
-        if (row_less(a, b)) pivot = row_less(b, c) ? *b : (row_less(a, c) ? *c : *a);
-        else pivot = row_less(a, c) ? *a : (row_less(b, c) ? *c : *b);
-        int64_t i = -1, j = n;
-        for (;;) {
-            do i++; while (row_less(&rows[i], &pivot));
-            do j--; while (row_less(&pivot, &rows[j]));
-            if (i >= j) break;
-            churn_row t = rows[i]; rows[i] = rows[j]; rows[j] = t;
-        }
-        /* recurse into the smaller side, loop on the larger */
-        int64_t left = j + 1;
-        if (left < n - left) {
-            intro_sort_rows(rows, left, depth);
-            rows += left;
-            n -= left;
-        } else {
-            intro_sort_rows(rows + left, n - left, depth);
-            n = left;
-        }
-    }
-    insertion_sort_rows(rows, n);
-}
-
-void churn_sort_rows(churn_row *rows, int64_t n) {
-    int depth = 0;
-    for (int64_t m = n; m > 1; m >>= 1) depth += 2;
-    intro_sort_rows(rows, n, depth);
-}
+void churn_sort_packed_rows(churn_packed_row *rows, int64_t n) { introsort_packed(rows, n); }
 
 /* ---- selection ---------------------------------------------------------- */
 

@@ -19,6 +19,9 @@ cdef extern from "churn_sort.h":
         int32_t cat
         int32_t day
         int64_t amount
+    ctypedef struct churn_packed_row:
+        uint64_t word
+        int64_t amount
     void churn_sort_rows(churn_row *rows, int64_t n) nogil
     int64_t churn_select_int64(int64_t *values, int64_t n, int64_t k) nogil
     double churn_median_int64(int64_t *values, int64_t n) nogil
@@ -34,6 +37,8 @@ cdef extern from "churn_group.h":
     void churn_group_buffers_init(churn_group_buffers *b) nogil
     void churn_group_buffers_free(churn_group_buffers *b) nogil
     int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) nogil
+    int churn_group_packed_partition(churn_packed_row *rows, int64_t n, int key_shift,
+                                     churn_group_buffers *b) nogil
     ctypedef struct churn_release_state:
         int64_t mark
     int churn_release_init(churn_release_state *s, void *base, int64_t row_bytes,
@@ -50,13 +55,30 @@ cdef extern from "churn_partition.h":
         const int64_t *amounts
         const int32_t *cats
         int64_t n
-    int churn_key_range(const churn_segment *segments, int64_t n_segments,
-                        const int32_t *rank_of_code, int64_t n_codes,
-                        uint64_t *out_min, uint64_t *out_max) nogil
-    int churn_partition_rows(churn_row *out, int64_t *part_offsets, int64_t n_parts,
-                             uint64_t kmin, int shift, const churn_segment *segments,
-                             int64_t n_segments, const int32_t *rank_of_code, int64_t n_rows,
-                             int threads) nogil
+    ctypedef struct churn_ranges:
+        uint64_t key_min
+        uint64_t key_max
+        int32_t day_min
+        int32_t day_max
+        int32_t cat_min
+        int32_t cat_max
+    ctypedef struct churn_packing:
+        uint64_t key_min
+        int shift
+        int cat_bits
+        int day_bits
+        int32_t cat_min
+        int32_t day_min
+    int churn_column_ranges(churn_ranges *out, const churn_segment *segments,
+                            int64_t n_segments, const int32_t *rank_of_code, int64_t n_codes,
+                            int64_t n_rows, int threads) nogil
+    int churn_packing_of(churn_packing *out, const churn_ranges *ranges, int shift) nogil
+    void churn_unpack_rows(churn_row *out, const churn_packed_row *rows, int64_t n,
+                           const churn_packing *packing, int64_t p) nogil
+    int churn_partition_rows(void *out, int64_t *part_offsets, int64_t n_parts, uint64_t kmin,
+                             int shift, const churn_packing *packing,
+                             const churn_segment *segments, int64_t n_segments,
+                             const int32_t *rank_of_code, int64_t n_rows, int threads) nogil
 
 
 cdef extern from "churn_strings.h":

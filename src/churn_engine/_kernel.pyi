@@ -13,6 +13,8 @@ class Grouped:
     part_offsets: npt.NDArray[np.int64]
     groups: npt.NDArray[np.int64]
     no_purchase: int
+    #: how packed rows hold key, category and day (None: 24-byte rows)
+    packing: dict[str, int] | None
 
 STRING_UTF8: int
 STRING_LARGE_UTF8: int
@@ -35,6 +37,7 @@ def group_rows(
     n_rows: int,
     integer_amounts: bool,
     threads: int,
+    packed: bool = False,
 ) -> Grouped: ...
 def group_statistics(
     grouped: Grouped, integer_amounts: bool, threads: int, consume: bool = False

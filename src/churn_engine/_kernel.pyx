@@ -29,9 +29,15 @@ from ._kernel cimport (
     churn_group_buffers,
     churn_group_buffers_free,
     churn_group_buffers_init,
+    churn_column_ranges,
+    churn_group_packed_partition,
     churn_group_partition,
-    churn_key_range,
+    churn_packed_row,
+    churn_packing,
+    churn_packing_of,
     churn_partition_rows,
+    churn_ranges,
+    churn_unpack_rows,
     churn_segment,
     churn_sort_rows,
     churn_str_chunk,
@@ -123,7 +129,7 @@ cdef inline int _bit_length(uint64_t x) noexcept nogil:
 
 def group_rows(list id_segments, object rank_of_code, list day_segments,
                list amount_segments, object cat_segments, int64_t n_rows,
-               bint integer_amounts, int threads):
+               bint integer_amounts, int threads, bint packed=False):
     """Put rows in ascending customer order.
 
     ``id_segments`` hold int64 ids, or int32 dictionary codes whose customer
@@ -133,23 +139,33 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
     int64 or float64 data). Rows are scattered into partitions by the high
     bits of their key's offset from the smallest key (so partitions are
     ascending key ranges that fit in cache), then each partition is radix
-    sorted by key, in parallel. Returns ``(rows, part_offsets)``: ``rows`` is
-    an int64 array of 3 * n_rows words holding ``churn_row`` records.
+    sorted by key, in parallel. Returns a :class:`Grouped`: ``rows`` is an
+    int64 array of 3 * n_rows words holding ``churn_row`` records or, with
+    ``packed`` and when the rows' keys, categories and days fit (then
+    ``packing`` is set), of 2 * n_rows words holding ``churn_packed_row``
+    records, which only :func:`group_statistics` reads.
     """
-    rows_arr, offsets_arr = _partition_rows(
-        id_segments, rank_of_code, day_segments, amount_segments, cat_segments, n_rows, threads
+    rows_arr, offsets_arr, packing_of_rows = _partition_rows(
+        id_segments, rank_of_code, day_segments, amount_segments, cat_segments, n_rows, threads,
+        packed,
     )
     if n_rows == 0:
-        return Grouped(rows_arr, offsets_arr, np.zeros(1, dtype=np.int64), 0)
+        return Grouped(rows_arr, offsets_arr, np.zeros(1, dtype=np.int64), 0, None)
     cdef int64_t[::1] rows_words = rows_arr
-    cdef churn_row *rows = <churn_row *>&rows_words[0]
     cdef const int64_t[::1] offsets = offsets_arr
     cdef int64_t n_parts = offsets.shape[0] - 1
     cdef int rc
+    cdef bint is_packed = packing_of_rows is not None
+    cdef churn_packing packing
+    if is_packed:
+        packing = packing_of_rows
 
     # pass 4, per partition while it is in cache: group by key, sort each
     # customer's rows, count the groups; each thread with its own buffers
-    cdef int64_t p
+    cdef int64_t p, n
+    cdef int key_shift = packing.cat_bits + packing.day_bits if is_packed else 0
+    cdef churn_packed_row *packed_rows = <churn_packed_row *>&rows_words[0]
+    cdef churn_row *rows = <churn_row *>&rows_words[0]
     groups_arr = np.zeros(n_parts, dtype=np.int64)
     no_purchase_arr = np.zeros(n_parts, dtype=np.int64)
     cdef int64_t[::1] groups = groups_arr
@@ -164,25 +180,81 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
             churn_group_buffers_init(buffers)
         for p in prange(n_parts, schedule="dynamic"):
             if buffers != NULL:
-                rc = churn_group_partition(rows + offsets[p], offsets[p + 1] - offsets[p],
-                                           buffers)
+                n = offsets[p + 1] - offsets[p]
+                if is_packed:
+                    rc = churn_group_packed_partition(packed_rows + offsets[p], n, key_shift,
+                                                      buffers)
+                else:
+                    rc = churn_group_partition(rows + offsets[p], n, buffers)
                 if rc != CHURN_OK:
                     error[0] = rc
+                elif is_packed:
+                    groups[p] = _packed_groups(packed_rows + offsets[p], n, packing.day_bits,
+                                               integer_amounts, &no_purchase[p])
                 else:
-                    groups[p] = _partition_groups(rows + offsets[p], offsets[p + 1] - offsets[p],
-                                                  integer_amounts, &no_purchase[p])
+                    groups[p] = _partition_groups(rows + offsets[p], n, integer_amounts,
+                                                  &no_purchase[p])
         if buffers != NULL:
             churn_group_buffers_free(buffers)
             free(buffers)
     _check(error[0], "group")
-    return Grouped(rows_arr, offsets_arr, groups_arr, int(no_purchase_arr.sum()))
+    return Grouped(rows_arr, offsets_arr, groups_arr, int(no_purchase_arr.sum()),
+                   packing_of_rows)
+
+
+cdef struct RowBuffer:
+    churn_row *rows
+    int64_t capacity
+
+
+cdef int64_t _packed_groups(const churn_packed_row *rows, int64_t n, int day_bits,
+                            bint integer_amounts, int64_t *no_purchase) noexcept nogil:
+    """Groups with a purchase among packed rows in (word, amount) order: a
+    group is a run of one (key, cat), the word without its day bits."""
+    cdef int64_t i = 0, j, groups = 0
+    cdef uint64_t group
+    cdef bint bought
+    while i < n:
+        group = rows[i].word >> day_bits
+        j = i
+        bought = False
+        while j < n and rows[j].word >> day_bits == group:
+            if not bought and _is_purchase(rows[j].amount, integer_amounts):
+                bought = True
+            j += 1
+        if bought:
+            groups += 1
+        else:
+            no_purchase[0] += 1
+        i = j
+    return groups
+
+
+cdef churn_row *_partition_at(int64_t *rows_words, int64_t start, int64_t n, bint is_packed,
+                              const churn_packing *packing, int64_t p,
+                              RowBuffer *unpacked) noexcept nogil:
+    """The rows of partition p as churn_row records: in place, or unpacked
+    into ``unpacked`` (grown as needed; NULL when out of memory)."""
+    cdef churn_row *grown
+    if not is_packed:
+        return <churn_row *>rows_words + start
+    if n > unpacked.capacity:
+        grown = <churn_row *>realloc(unpacked.rows, n * sizeof(churn_row))
+        if grown == NULL:
+            return NULL
+        unpacked.rows = grown
+        unpacked.capacity = n
+    churn_unpack_rows(unpacked.rows, <churn_packed_row *>rows_words + start, n, packing, p)
+    return unpacked.rows
 
 
 def _partition_rows(list id_segments, object rank_of_code, list day_segments,
-                    list amount_segments, object cat_segments, int64_t n_rows, int threads):
+                    list amount_segments, object cat_segments, int64_t n_rows, int threads,
+                    bint packed=False):
     """Passes 1-3 of :func:`group_rows`: validate the segments, find the key
     range, scatter the rows into key-range partitions. Returns ``(rows,
-    part_offsets)``."""
+    part_offsets, packing)``: packing is None unless ``packed`` was asked for
+    and the rows fit packed records."""
     cdef Py_ssize_t n_segments = len(id_segments), k
     if len(day_segments) != n_segments or len(amount_segments) != n_segments or (
         cat_segments is not None and len(cat_segments) != n_segments
@@ -213,11 +285,10 @@ def _partition_rows(list id_segments, object rank_of_code, list day_segments,
     if total != n_rows:
         raise ValueError("segments do not add up to n_rows")
 
-    rows_arr = np.empty(3 * n_rows, dtype=np.int64)
     if n_rows == 0:
-        return rows_arr, np.zeros(2, dtype=np.int64)
-    cdef int64_t[::1] rows_words = rows_arr
-    cdef churn_row *rows = <churn_row *>&rows_words[0]
+        return np.empty(0, dtype=np.int64), np.zeros(2, dtype=np.int64), None
+    cdef churn_ranges ranges
+    cdef churn_packing packing
     cdef uint64_t kmin = 0, kmax = 0
     cdef int rc = CHURN_OK, bits, pbits, shift
     segments_arr = np.zeros(n_segments * (sizeof(churn_segment) // 8 + 1), dtype=np.int64)
@@ -231,8 +302,10 @@ def _partition_rows(list id_segments, object rank_of_code, list day_segments,
             n_views += 1
 
     with nogil:
-        rc = churn_key_range(segments, n_views, rank_ptr, n_codes, &kmin, &kmax)
+        rc = churn_column_ranges(&ranges, segments, n_views, rank_ptr, n_codes, n_rows, threads)
     _check(rc, "group")
+    kmin = ranges.key_min
+    kmax = ranges.key_max
     bits = _bit_length(kmax - kmin)
     pbits = _bit_length(<uint64_t>(n_rows >> _PARTITION_ROWS_LOG2))
     if pbits > _MAX_PARTITION_BITS:
@@ -246,25 +319,31 @@ def _partition_rows(list id_segments, object rank_of_code, list day_segments,
     cdef int64_t n_parts = (<int64_t>1) << pbits
     offsets_arr = np.zeros(n_parts + 1, dtype=np.int64)
     cdef int64_t[::1] offsets = offsets_arr
+    cdef bint is_packed = packed and churn_packing_of(&packing, &ranges, shift)
+    rows_arr = np.empty((2 if is_packed else 3) * n_rows, dtype=np.int64)
+    cdef int64_t[::1] rows_words = rows_arr
     with nogil:
-        rc = churn_partition_rows(rows, &offsets[0], n_parts, kmin, shift, segments, n_views,
+        rc = churn_partition_rows(&rows_words[0], &offsets[0], n_parts, kmin, shift,
+                                  &packing if is_packed else NULL, segments, n_views,
                                   rank_ptr, n_rows, threads)
     _check(rc, "group")
-    return rows_arr, offsets_arr
+    return rows_arr, offsets_arr, (packing if is_packed else None)
 
 
 class Grouped:
-    """Rows in customer order (``churn_row`` records in an int64 array),
-    partition boundaries, groups with a purchase per partition, and the
-    number of groups without one."""
+    """Rows in customer order (``churn_row`` records in an int64 array, or
+    ``churn_packed_row`` records when ``packing`` is set), partition
+    boundaries, groups with a purchase per partition, and the number of
+    groups without one."""
 
-    __slots__ = ("groups", "no_purchase", "part_offsets", "rows")
+    __slots__ = ("groups", "no_purchase", "packing", "part_offsets", "rows")
 
-    def __init__(self, rows, part_offsets, groups, no_purchase):
+    def __init__(self, rows, part_offsets, groups, no_purchase, packing):
         self.rows = rows
         self.part_offsets = part_offsets
         self.groups = groups
         self.no_purchase = no_purchase
+        self.packing = packing
 
 
 cdef bint _segment_view(churn_segment *view, ids, days, amounts, cats, bint dense) except -1:
@@ -569,13 +648,19 @@ def group_statistics(grouped, bint integer_amounts, int threads, bint consume=Fa
     cdef const int64_t[::1] part_offsets = grouped.part_offsets
     cdef const int64_t[::1] part_groups = grouped.groups
     cdef int64_t n_parts = part_offsets.shape[0] - 1
-    cdef churn_row *rows = <churn_row *>&rows_words[0] if rows_words.shape[0] else NULL
+    cdef int64_t *words = &rows_words[0] if rows_words.shape[0] else NULL
+    cdef bint is_packed = grouped.packing is not None
+    cdef churn_packing packing
+    if is_packed:
+        packing = grouped.packing
     starts_arr = np.zeros(n_parts + 1, dtype=np.int64)
     cdef int64_t[::1] group_start = starts_arr
-    cdef int64_t p, n_groups
+    cdef int64_t p, n_groups, n
     cdef int32_t[::1] error = np.zeros(1, dtype=np.int32)
     cdef int rc
     cdef GapBuffer *gaps = NULL
+    cdef RowBuffer *unpacked = NULL
+    cdef churn_row *part
     cdef GroupStats out
     with nogil:
         for p in range(n_parts):
@@ -589,25 +674,35 @@ def group_statistics(grouped, bint integer_amounts, int threads, bint consume=Fa
 
     cdef churn_release_state release
     if consume:
-        _check(churn_release_init(&release, rows, sizeof(churn_row), &part_offsets[0], n_parts),
+        _check(churn_release_init(&release, words, sizeof(churn_packed_row) if is_packed
+                                  else sizeof(churn_row), &part_offsets[0], n_parts),
                "statistics")
-    # each thread with its own gap buffer, grown to the longest customer it meets
+    # each thread with its own gap buffer, grown to the longest customer it
+    # meets (and its buffer of unpacked rows)
     with nogil, parallel(num_threads=threads):
         gaps = <GapBuffer *>calloc(1, sizeof(GapBuffer))
-        if gaps == NULL:
+        unpacked = <RowBuffer *>calloc(1, sizeof(RowBuffer))
+        if gaps == NULL or unpacked == NULL:
             error[0] = CHURN_ERR_NOMEM
         for p in prange(n_parts, schedule="dynamic"):
-            if gaps != NULL and part_offsets[p + 1] > part_offsets[p]:
-                rc = _partition_stats(&out, group_start[p], rows + part_offsets[p],
-                                      part_offsets[p + 1] - part_offsets[p],
-                                      integer_amounts, gaps)
-                if rc != CHURN_OK:
-                    error[0] = rc
+            n = part_offsets[p + 1] - part_offsets[p]
+            if gaps != NULL and unpacked != NULL and n > 0:
+                part = _partition_at(words, part_offsets[p], n, is_packed, &packing, p,
+                                     unpacked)
+                if part == NULL:
+                    error[0] = CHURN_ERR_NOMEM
+                else:
+                    rc = _partition_stats(&out, group_start[p], part, n, integer_amounts, gaps)
+                    if rc != CHURN_OK:
+                        error[0] = rc
                 if consume:
                     churn_release_done(&release, p)
         if gaps != NULL:
             free(gaps.values)
             free(gaps)
+        if unpacked != NULL:
+            free(unpacked.rows)
+            free(unpacked)
     if consume:
         churn_release_free(&release)
         del rows_words
@@ -741,6 +836,8 @@ def occasions(grouped, const int64_t[::1] occasion_offsets, bint integer_amounts
     the kernel's fixed row order. Call after :func:`group_statistics`, which
     leaves every customer's rows sorted.
     """
+    if grouped.packing is not None:
+        raise ValueError("occasions need rows grouped without packed=True")
     cdef int64_t[::1] rows_words = grouped.rows
     cdef const int64_t[::1] part_offsets = grouped.part_offsets
     cdef const int64_t[::1] part_groups = grouped.groups

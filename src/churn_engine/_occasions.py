@@ -38,12 +38,16 @@ def kernel_threads(config: ScoreConfig, n_rows: int) -> int:
     return 0 if n_rows >= PARALLEL_MIN_ROWS else 1
 
 
-def group_prepared(prepared: Prepared, threads: int) -> _kernel.Grouped:
-    """The kernel's grouping of the accepted rows (stage "group" of a score)."""
+def group_prepared(prepared: Prepared, threads: int, *, packed: bool = False) -> _kernel.Grouped:
+    """The kernel's grouping of the accepted rows (stage "group" of a score).
+
+    ``packed``: only the statistics will read the rows, so they may be kept
+    as 16-byte records (see ``_kernel.group_rows``).
+    """
     return _kernel.group_rows(
         prepared.id_segments, prepared.id_rank_of_code, prepared.day_segments,
         prepared.amount_bits, prepared.cat_segments, prepared.n_rows,
-        prepared.integer_amounts, threads,
+        prepared.integer_amounts, threads, packed,
     )  # fmt: skip
 
 

@@ -84,7 +84,7 @@ class Scorer:
 
         threads = kernel_threads(config, prepared.n_rows)
         with stage("group"):
-            grouped = group_prepared(prepared, threads)
+            grouped = group_prepared(prepared, threads, packed=True)
             prepared.drop_row_arrays()  # copied into the kernel's rows
         with stage("statistics"):
             # the rows are not needed after the statistics: given back as they are read

@@ -243,12 +243,13 @@ def group(case: dict) -> tuple[dict, int]:
     id (or the rank of a dictionary code)."""
     ids, days = _segments(case, case["ids"]), _segments(case, case["days"])
     amounts, cats = _segments(case, case["amounts"]), _segments(case, case["cats"])
+    # half the cases pack the rows and give them back as they are summarised,
+    # as a score does
+    consume = case["n"] % 2 == 1
     grouped = _kernel.group_rows(
         ids, case["rank_of_code"], days, amounts, cats, case["n"],
-        case["integer_amounts"], case["threads"],
+        case["integer_amounts"], case["threads"], consume,
     )  # fmt: skip
-    # half the cases give the rows back as they are summarised, as a score does
-    consume = case["n"] % 2 == 1
     groups = _kernel.group_statistics(
         grouped, case["integer_amounts"], case["threads"], consume=consume
     )
