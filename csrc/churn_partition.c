@@ -123,20 +123,6 @@ static inline uint64_t pack_word(const churn_packing *pk, uint64_t offset, int32
            (uint64_t)((int64_t)day - pk->day_min);
 }
 
-void churn_unpack_rows(churn_row *out, const churn_packed_row *in, int64_t n,
-                       const churn_packing *pk, int64_t p) {
-    uint64_t base = pk->key_min + shl((uint64_t)p, pk->shift);
-    int low_bits = pk->cat_bits + pk->day_bits;
-    uint64_t cat_mask = low_mask(pk->cat_bits), day_mask = low_mask(pk->day_bits);
-    for (int64_t i = 0; i < n; i++) {
-        uint64_t w = in[i].word;
-        out[i].key = (int64_t)flip((int64_t)(base + shr(w, low_bits)));
-        out[i].cat = (int32_t)((int64_t)(shr(w, pk->day_bits) & cat_mask) + pk->cat_min);
-        out[i].day = (int32_t)((int64_t)(w & day_mask) + pk->day_min);
-        out[i].amount = in[i].amount;
-    }
-}
-
 /* The scatter loop of churn_partition_rows for records of type T: FILL
  * writes row i of segment seg (key, partition p) to *slot; full stages go
  * out a few cache lines at a time (software write-combining). */

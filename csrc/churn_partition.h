@@ -61,10 +61,6 @@ typedef struct {
  * returns 0 when key offset, category and day offset do not fit 64 bits. */
 int churn_packing_of(churn_packing *out, const churn_ranges *ranges, int shift);
 
-/* Rows of partition p, packed -> churn_row. */
-void churn_unpack_rows(churn_row *out, const churn_packed_row *in, int64_t n,
-                       const churn_packing *packing, int64_t p);
-
 /* Scatters all rows into out (n_rows records: churn_row, or churn_packed_row
  * with a packing) by partition and writes the partition starts to
  * part_offsets (n_parts + 1 entries). */

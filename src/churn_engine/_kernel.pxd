@@ -73,8 +73,6 @@ cdef extern from "churn_partition.h":
                             int64_t n_segments, const int32_t *rank_of_code, int64_t n_codes,
                             int64_t n_rows, int threads) nogil
     int churn_packing_of(churn_packing *out, const churn_ranges *ranges, int shift) nogil
-    void churn_unpack_rows(churn_row *out, const churn_packed_row *rows, int64_t n,
-                           const churn_packing *packing, int64_t p) nogil
     int churn_partition_rows(void *out, int64_t *part_offsets, int64_t n_parts, uint64_t kmin,
                              int shift, const churn_packing *packing,
                              const churn_segment *segments, int64_t n_segments,

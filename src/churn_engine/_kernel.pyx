@@ -37,7 +37,6 @@ from ._kernel cimport (
     churn_packing_of,
     churn_partition_rows,
     churn_ranges,
-    churn_unpack_rows,
     churn_segment,
     churn_sort_rows,
     churn_str_chunk,
@@ -202,11 +201,6 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
                    packing_of_rows)
 
 
-cdef struct RowBuffer:
-    churn_row *rows
-    int64_t capacity
-
-
 cdef int64_t _packed_groups(const churn_packed_row *rows, int64_t n, int day_bits,
                             bint integer_amounts, int64_t *no_purchase) noexcept nogil:
     """Groups with a purchase among packed rows in (word, amount) order: a
@@ -228,24 +222,6 @@ cdef int64_t _packed_groups(const churn_packed_row *rows, int64_t n, int day_bit
             no_purchase[0] += 1
         i = j
     return groups
-
-
-cdef churn_row *_partition_at(int64_t *rows_words, int64_t start, int64_t n, bint is_packed,
-                              const churn_packing *packing, int64_t p,
-                              RowBuffer *unpacked) noexcept nogil:
-    """The rows of partition p as churn_row records: in place, or unpacked
-    into ``unpacked`` (grown as needed; NULL when out of memory)."""
-    cdef churn_row *grown
-    if not is_packed:
-        return <churn_row *>rows_words + start
-    if n > unpacked.capacity:
-        grown = <churn_row *>realloc(unpacked.rows, n * sizeof(churn_row))
-        if grown == NULL:
-            return NULL
-        unpacked.rows = grown
-        unpacked.capacity = n
-    churn_unpack_rows(unpacked.rows, <churn_packed_row *>rows_words + start, n, packing, p)
-    return unpacked.rows
 
 
 def _partition_rows(list id_segments, object rank_of_code, list day_segments,
@@ -554,13 +530,80 @@ cdef int64_t _sort_and_count(churn_row *rows, int64_t n, bint integer_amounts,
     return groups
 
 
-cdef int _customer_stats(GroupStats *out, int64_t *next_group, const churn_row *rows,
-                         int64_t n, bint integer_amounts, int64_t *gaps) noexcept nogil:
+ctypedef fused grouped_row:
+    churn_row
+    churn_packed_row
+
+
+cdef struct RowDecoder:
+    # how the packed rows of one partition hold key, category and day
+    uint64_t key_base  # flipped key of offset 0 in the partition
+    int key_shift
+    int day_bits
+    uint64_t cat_mask
+    uint64_t day_mask
+    int32_t cat_min
+    int32_t day_min
+
+
+cdef inline RowDecoder _decoder_for(const churn_packing *packing, int64_t p) noexcept nogil:
+    cdef RowDecoder d
+    d.key_base = packing.key_min + ((<uint64_t>p) << packing.shift)
+    d.key_shift = packing.cat_bits + packing.day_bits  # <= 63: day_bits <= 32, cat_bits <= 31
+    d.day_bits = packing.day_bits
+    d.cat_mask = ((<uint64_t>1) << packing.cat_bits) - 1
+    d.day_mask = ((<uint64_t>1) << packing.day_bits) - 1
+    d.cat_min = packing.cat_min
+    d.day_min = packing.day_min
+    return d
+
+
+cdef inline int64_t _key_of(const grouped_row *r, const RowDecoder *d) noexcept nogil:
+    if grouped_row is churn_row:
+        return r.key
+    else:
+        return <int64_t>((d.key_base + (r.word >> d.key_shift)) ^ (<uint64_t>1 << 63))
+
+
+cdef inline int32_t _cat_of(const grouped_row *r, const RowDecoder *d) noexcept nogil:
+    if grouped_row is churn_row:
+        return r.cat
+    else:
+        return <int32_t>(<int64_t>((r.word >> d.day_bits) & d.cat_mask) + d.cat_min)
+
+
+cdef inline int32_t _day_of(const grouped_row *r, const RowDecoder *d) noexcept nogil:
+    if grouped_row is churn_row:
+        return r.day
+    else:
+        return <int32_t>(<int64_t>(r.word & d.day_mask) + d.day_min)
+
+
+cdef inline bint _same_customer(const grouped_row *a, const grouped_row *b,
+                                const RowDecoder *d) noexcept nogil:
+    if grouped_row is churn_row:
+        return a.key == b.key
+    else:
+        return a.word >> d.key_shift == b.word >> d.key_shift
+
+
+cdef inline bint _same_group(const grouped_row *a, const grouped_row *b,
+                             const RowDecoder *d) noexcept nogil:
+    """Same (key, cat), within one customer's rows."""
+    if grouped_row is churn_row:
+        return a.cat == b.cat
+    else:
+        return a.word >> d.day_bits == b.word >> d.day_bits
+
+
+cdef int _customer_stats(GroupStats *out, int64_t *next_group, const grouped_row *rows,
+                         int64_t n, bint integer_amounts, int64_t *gaps,
+                         const RowDecoder *decoder) noexcept nogil:
     """Writes the statistics of one customer's groups (rows sorted) from index
     next_group[0], advancing it."""
     cdef int64_t g = next_group[0]
     cdef int64_t i = 0, j, t, k, n_orders, gap_sum
-    cdef int32_t prev_day, first_day
+    cdef int32_t prev_day, first_day, day
     cdef double money_f, refund_f, mean, ss, dev
     cdef int64_t money_i, refund_i, amount
     cdef bint purchase
@@ -574,7 +617,7 @@ cdef int _customer_stats(GroupStats *out, int64_t *next_group, const churn_row *
         refund_f = 0.0
         money_i = 0
         refund_i = 0
-        while j < n and rows[j].cat == rows[i].cat:
+        while j < n and _same_group(&rows[j], &rows[i], decoder):
             amount = rows[j].amount
             purchase = _is_purchase(amount, integer_amounts)
             if integer_amounts:
@@ -588,20 +631,21 @@ cdef int _customer_stats(GroupStats *out, int64_t *next_group, const churn_row *
                 if not purchase:
                     refund_f = refund_f - _as_double(amount)
             if purchase:
+                day = _day_of(&rows[j], decoder)
                 if n_orders == 0:
-                    first_day = rows[j].day
+                    first_day = day
                     n_orders = 1
-                elif rows[j].day != prev_day:
-                    gaps[n_orders - 1] = <int64_t>rows[j].day - prev_day
+                elif day != prev_day:
+                    gaps[n_orders - 1] = <int64_t>day - prev_day
                     gap_sum += gaps[n_orders - 1]
                     n_orders += 1
-                prev_day = rows[j].day
+                prev_day = day
             j += 1
         if not integer_amounts and (isinf(money_f) or isinf(refund_f)):
             return CHURN_ERR_OVERFLOW
         if n_orders > 0:
-            out.key[g] = rows[i].key
-            out.cat[g] = rows[i].cat
+            out.key[g] = _key_of(&rows[i], decoder)
+            out.cat[g] = _cat_of(&rows[i], decoder)
             out.n_orders[g] = n_orders
             out.n_rows[g] = j - i
             out.first_day[g] = first_day
@@ -653,14 +697,15 @@ def group_statistics(grouped, bint integer_amounts, int threads, bint consume=Fa
     cdef churn_packing packing
     if is_packed:
         packing = grouped.packing
+    else:
+        memset(&packing, 0, sizeof(packing))  # the decoder of 24-byte rows is not read
     starts_arr = np.zeros(n_parts + 1, dtype=np.int64)
     cdef int64_t[::1] group_start = starts_arr
     cdef int64_t p, n_groups, n
     cdef int32_t[::1] error = np.zeros(1, dtype=np.int32)
     cdef int rc
     cdef GapBuffer *gaps = NULL
-    cdef RowBuffer *unpacked = NULL
-    cdef churn_row *part
+    cdef RowDecoder decoder = _decoder_for(&packing, 0)
     cdef GroupStats out
     with nogil:
         for p in range(n_parts):
@@ -677,32 +722,30 @@ def group_statistics(grouped, bint integer_amounts, int threads, bint consume=Fa
         _check(churn_release_init(&release, words, sizeof(churn_packed_row) if is_packed
                                   else sizeof(churn_row), &part_offsets[0], n_parts),
                "statistics")
-    # each thread with its own gap buffer, grown to the longest customer it
-    # meets (and its buffer of unpacked rows)
+    # each thread with its own gap buffer, grown to the longest customer it meets
     with nogil, parallel(num_threads=threads):
         gaps = <GapBuffer *>calloc(1, sizeof(GapBuffer))
-        unpacked = <RowBuffer *>calloc(1, sizeof(RowBuffer))
-        if gaps == NULL or unpacked == NULL:
+        if gaps == NULL:
             error[0] = CHURN_ERR_NOMEM
         for p in prange(n_parts, schedule="dynamic"):
             n = part_offsets[p + 1] - part_offsets[p]
-            if gaps != NULL and unpacked != NULL and n > 0:
-                part = _partition_at(words, part_offsets[p], n, is_packed, &packing, p,
-                                     unpacked)
-                if part == NULL:
-                    error[0] = CHURN_ERR_NOMEM
+            if gaps != NULL and n > 0:
+                if is_packed:
+                    decoder = _decoder_for(&packing, p)  # assigned: private to the thread
+                    rc = _partition_stats(&out, group_start[p],
+                                          <churn_packed_row *>words + part_offsets[p], n,
+                                          integer_amounts, gaps, &decoder)
                 else:
-                    rc = _partition_stats(&out, group_start[p], part, n, integer_amounts, gaps)
-                    if rc != CHURN_OK:
-                        error[0] = rc
+                    rc = _partition_stats(&out, group_start[p],
+                                          <churn_row *>words + part_offsets[p], n,
+                                          integer_amounts, gaps, &decoder)
+                if rc != CHURN_OK:
+                    error[0] = rc
                 if consume:
                     churn_release_done(&release, p)
         if gaps != NULL:
             free(gaps.values)
             free(gaps)
-        if unpacked != NULL:
-            free(unpacked.rows)
-            free(unpacked)
     if consume:
         churn_release_free(&release)
         del rows_words
@@ -761,18 +804,19 @@ cdef int64_t _partition_groups(churn_row *rows, int64_t n, bint integer_amounts,
     return groups
 
 
-cdef int _partition_stats(GroupStats *out, int64_t first_group, const churn_row *rows,
-                          int64_t n, bint integer_amounts, GapBuffer *gaps) noexcept nogil:
+cdef int _partition_stats(GroupStats *out, int64_t first_group, const grouped_row *rows,
+                          int64_t n, bint integer_amounts, GapBuffer *gaps,
+                          const RowDecoder *decoder) noexcept nogil:
     cdef int64_t i = 0, j, g = first_group
     cdef int rc
     while i < n:
         j = i + 1
-        while j < n and rows[j].key == rows[i].key:
+        while j < n and _same_customer(&rows[j], &rows[i], decoder):
             j += 1
         rc = _reserve_gaps(gaps, j - i)
         if rc != CHURN_OK:
             return rc
-        rc = _customer_stats(out, &g, rows + i, j - i, integer_amounts, gaps.values)
+        rc = _customer_stats(out, &g, rows + i, j - i, integer_amounts, gaps.values, decoder)
         if rc != CHURN_OK:
             return rc
         i = j
