@@ -126,6 +126,72 @@ cdef inline int _bit_length(uint64_t x) noexcept nogil:
     return bits
 
 
+ctypedef fused grouped_row:
+    churn_row
+    churn_packed_row
+
+
+cdef struct RowDecoder:
+    # how the packed rows of one partition hold key, category and day
+    uint64_t key_base  # flipped key of offset 0 in the partition
+    int key_shift
+    int day_bits
+    uint64_t cat_mask
+    uint64_t day_mask
+    int32_t cat_min
+    int32_t day_min
+
+
+cdef inline RowDecoder _decoder_for(const churn_packing *packing, int64_t p) noexcept nogil:
+    cdef RowDecoder d
+    d.key_base = packing.key_min + ((<uint64_t>p) << packing.shift)
+    d.key_shift = packing.cat_bits + packing.day_bits  # <= 63: day_bits <= 32, cat_bits <= 31
+    d.day_bits = packing.day_bits
+    d.cat_mask = ((<uint64_t>1) << packing.cat_bits) - 1
+    d.day_mask = ((<uint64_t>1) << packing.day_bits) - 1
+    d.cat_min = packing.cat_min
+    d.day_min = packing.day_min
+    return d
+
+
+cdef inline int64_t _key_of(const grouped_row *r, const RowDecoder *d) noexcept nogil:
+    if grouped_row is churn_row:
+        return r.key
+    else:
+        return <int64_t>((d.key_base + (r.word >> d.key_shift)) ^ (<uint64_t>1 << 63))
+
+
+cdef inline int32_t _cat_of(const grouped_row *r, const RowDecoder *d) noexcept nogil:
+    if grouped_row is churn_row:
+        return r.cat
+    else:
+        return <int32_t>(<int64_t>((r.word >> d.day_bits) & d.cat_mask) + d.cat_min)
+
+
+cdef inline int32_t _day_of(const grouped_row *r, const RowDecoder *d) noexcept nogil:
+    if grouped_row is churn_row:
+        return r.day
+    else:
+        return <int32_t>(<int64_t>(r.word & d.day_mask) + d.day_min)
+
+
+cdef inline bint _same_customer(const grouped_row *a, const grouped_row *b,
+                                const RowDecoder *d) noexcept nogil:
+    if grouped_row is churn_row:
+        return a.key == b.key
+    else:
+        return a.word >> d.key_shift == b.word >> d.key_shift
+
+
+cdef inline bint _same_group(const grouped_row *a, const grouped_row *b,
+                             const RowDecoder *d) noexcept nogil:
+    """Same (key, cat), within one customer's rows."""
+    if grouped_row is churn_row:
+        return a.cat == b.cat
+    else:
+        return a.word >> d.day_bits == b.word >> d.day_bits
+
+
 def group_rows(list id_segments, object rank_of_code, list day_segments,
                list amount_segments, object cat_segments, int64_t n_rows,
                bint integer_amounts, int threads, bint packed=False):
@@ -158,11 +224,14 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
     cdef churn_packing packing
     if is_packed:
         packing = packing_of_rows
+    else:
+        memset(&packing, 0, sizeof(packing))
 
     # pass 4, per partition while it is in cache: group by key, sort each
     # customer's rows, count the groups; each thread with its own buffers
     cdef int64_t p, n
     cdef int key_shift = packing.cat_bits + packing.day_bits if is_packed else 0
+    cdef RowDecoder decoder
     cdef churn_packed_row *packed_rows = <churn_packed_row *>&rows_words[0]
     cdef churn_row *rows = <churn_row *>&rows_words[0]
     groups_arr = np.zeros(n_parts, dtype=np.int64)
@@ -188,8 +257,9 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
                 if rc != CHURN_OK:
                     error[0] = rc
                 elif is_packed:
-                    groups[p] = _packed_groups(packed_rows + offsets[p], n, packing.day_bits,
-                                               integer_amounts, &no_purchase[p])
+                    decoder = _decoder_for(&packing, p)  # assigned: private to the thread
+                    groups[p] = _count_groups(packed_rows + offsets[p], n, integer_amounts,
+                                              &no_purchase[p], &decoder)
                 else:
                     groups[p] = _partition_groups(rows + offsets[p], n, integer_amounts,
                                                   &no_purchase[p])
@@ -199,29 +269,6 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
     _check(error[0], "group")
     return Grouped(rows_arr, offsets_arr, groups_arr, int(no_purchase_arr.sum()),
                    packing_of_rows)
-
-
-cdef int64_t _packed_groups(const churn_packed_row *rows, int64_t n, int day_bits,
-                            bint integer_amounts, int64_t *no_purchase) noexcept nogil:
-    """Groups with a purchase among packed rows in (word, amount) order: a
-    group is a run of one (key, cat), the word without its day bits."""
-    cdef int64_t i = 0, j, groups = 0
-    cdef uint64_t group
-    cdef bint bought
-    while i < n:
-        group = rows[i].word >> day_bits
-        j = i
-        bought = False
-        while j < n and rows[j].word >> day_bits == group:
-            if not bought and _is_purchase(rows[j].amount, integer_amounts):
-                bought = True
-            j += 1
-        if bought:
-            groups += 1
-        else:
-            no_purchase[0] += 1
-        i = j
-    return groups
 
 
 def _partition_rows(list id_segments, object rank_of_code, list day_segments,
@@ -508,17 +555,18 @@ cdef inline double _as_double(int64_t bits) noexcept nogil:
     return value
 
 
-cdef int64_t _sort_and_count(churn_row *rows, int64_t n, bint integer_amounts,
-                             int64_t *no_purchase) noexcept nogil:
-    """Sorts one customer's rows; returns the number of groups with a purchase."""
+cdef int64_t _count_groups(const grouped_row *rows, int64_t n, bint integer_amounts,
+                           int64_t *no_purchase, const RowDecoder *decoder) noexcept nogil:
+    """Groups with a purchase among rows in order; a group is a run of one
+    (key, cat). Groups without a purchase are added to no_purchase."""
     cdef int64_t i = 0, j, groups = 0
     cdef bint bought
-    if n > 1:
-        churn_sort_rows(rows, n)
     while i < n:
         j = i
         bought = False
-        while j < n and rows[j].cat == rows[i].cat:
+        while j < n and _same_customer(&rows[j], &rows[i], decoder) and _same_group(
+            &rows[j], &rows[i], decoder
+        ):
             if not bought and _is_purchase(rows[j].amount, integer_amounts):
                 bought = True
             j += 1
@@ -528,72 +576,6 @@ cdef int64_t _sort_and_count(churn_row *rows, int64_t n, bint integer_amounts,
             no_purchase[0] += 1
         i = j
     return groups
-
-
-ctypedef fused grouped_row:
-    churn_row
-    churn_packed_row
-
-
-cdef struct RowDecoder:
-    # how the packed rows of one partition hold key, category and day
-    uint64_t key_base  # flipped key of offset 0 in the partition
-    int key_shift
-    int day_bits
-    uint64_t cat_mask
-    uint64_t day_mask
-    int32_t cat_min
-    int32_t day_min
-
-
-cdef inline RowDecoder _decoder_for(const churn_packing *packing, int64_t p) noexcept nogil:
-    cdef RowDecoder d
-    d.key_base = packing.key_min + ((<uint64_t>p) << packing.shift)
-    d.key_shift = packing.cat_bits + packing.day_bits  # <= 63: day_bits <= 32, cat_bits <= 31
-    d.day_bits = packing.day_bits
-    d.cat_mask = ((<uint64_t>1) << packing.cat_bits) - 1
-    d.day_mask = ((<uint64_t>1) << packing.day_bits) - 1
-    d.cat_min = packing.cat_min
-    d.day_min = packing.day_min
-    return d
-
-
-cdef inline int64_t _key_of(const grouped_row *r, const RowDecoder *d) noexcept nogil:
-    if grouped_row is churn_row:
-        return r.key
-    else:
-        return <int64_t>((d.key_base + (r.word >> d.key_shift)) ^ (<uint64_t>1 << 63))
-
-
-cdef inline int32_t _cat_of(const grouped_row *r, const RowDecoder *d) noexcept nogil:
-    if grouped_row is churn_row:
-        return r.cat
-    else:
-        return <int32_t>(<int64_t>((r.word >> d.day_bits) & d.cat_mask) + d.cat_min)
-
-
-cdef inline int32_t _day_of(const grouped_row *r, const RowDecoder *d) noexcept nogil:
-    if grouped_row is churn_row:
-        return r.day
-    else:
-        return <int32_t>(<int64_t>(r.word & d.day_mask) + d.day_min)
-
-
-cdef inline bint _same_customer(const grouped_row *a, const grouped_row *b,
-                                const RowDecoder *d) noexcept nogil:
-    if grouped_row is churn_row:
-        return a.key == b.key
-    else:
-        return a.word >> d.key_shift == b.word >> d.key_shift
-
-
-cdef inline bint _same_group(const grouped_row *a, const grouped_row *b,
-                             const RowDecoder *d) noexcept nogil:
-    """Same (key, cat), within one customer's rows."""
-    if grouped_row is churn_row:
-        return a.cat == b.cat
-    else:
-        return a.word >> d.day_bits == b.word >> d.day_bits
 
 
 cdef int _customer_stats(GroupStats *out, int64_t *next_group, const grouped_row *rows,
@@ -790,18 +772,22 @@ cdef int _reserve_gaps(GapBuffer *gaps, int64_t n) noexcept nogil:
     return CHURN_OK
 
 
+cdef RowDecoder _NO_DECODER  # 24-byte rows need none (zeroed, never read)
+
+
 cdef int64_t _partition_groups(churn_row *rows, int64_t n, bint integer_amounts,
                                int64_t *no_purchase) noexcept nogil:
     """Sorts the rows of every customer of a key-sorted partition; returns
     the number of groups with a purchase."""
-    cdef int64_t i = 0, j, groups = 0
+    cdef int64_t i = 0, j
     while i < n:
         j = i + 1
         while j < n and rows[j].key == rows[i].key:
             j += 1
-        groups += _sort_and_count(rows + i, j - i, integer_amounts, no_purchase)
+        if j - i > 1:
+            churn_sort_rows(rows + i, j - i)
         i = j
-    return groups
+    return _count_groups(rows, n, integer_amounts, no_purchase, &_NO_DECODER)
 
 
 cdef int _partition_stats(GroupStats *out, int64_t first_group, const grouped_row *rows,
