@@ -44,10 +44,10 @@ int churn_column_ranges(churn_ranges *out, const churn_segment *segments, int64_
 /* How a churn_packed_row (churn_sort.h) holds a row: the word is
  * (key offset in the partition, cat - cat_min, day - day_min) in shift,
  * cat_bits and day_bits bits, and the partition gives the key's high bits
- * back. Used when the three fit 64 bits, which they do for ranked string
- * ids and for most integer ids: the grouped rows are the largest buffer of
- * a score, and a third fewer bytes to scatter and to touch fresh is a third
- * less of its dearest pass. */
+ * back. Used when the three fit 64 bits: always for ranked string ids, and
+ * for integer ids unless they spread over nearly the whole int64 range. The
+ * grouped rows are the largest buffer of a score; a third fewer bytes to
+ * scatter and to touch fresh is a third less of its dearest pass. */
 typedef struct {
     uint64_t key_min; /* flipped */
     int shift;        /* partition p holds key offsets [p << shift, (p + 1) << shift) */
