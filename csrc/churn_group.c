@@ -104,26 +104,39 @@ int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) {
 }
 
 int churn_group_packed_partition(churn_packed_row *rows, int64_t n, int key_shift,
-                                 churn_group_buffers *b) {
+                                 int key_bits, churn_group_buffers *b) {
     if (n < 2) return CHURN_OK;
     if (n > INT32_MAX) return CHURN_ERR_TOO_MANY;
-    if (reserve(b, n) != CHURN_OK) return CHURN_ERR_NOMEM;
-    int64_t start = 0;
-    if (key_shift >= 64 ||
-        code_and_place(b, (const int64_t *)&rows[0].word, sizeof(churn_packed_row) / 8,
-                       key_shift, n) > 1) {
-        /* scratch holds n churn_rows, room for n packed rows */
-        churn_packed_row *scratch = (churn_packed_row *)b->scratch;
-        if (key_shift < 64) {
-            for (int64_t i = 0; i < n; i++) scratch[b->counts[b->row_codes[i]]++] = rows[i];
-            memcpy(rows, scratch, (size_t)n * sizeof(churn_packed_row));
+    /* dense keys (string ranks, consecutive ids): few enough possible key
+     * offsets to count them directly, no hashing and no sort of the keys */
+    int direct = key_bits <= 24 && ((int64_t)1 << key_bits) <= 2 * n;
+    int64_t n_keys = direct ? (int64_t)1 << key_bits : 0;
+    if (reserve(b, n > n_keys ? n : n_keys) != CHURN_OK) return CHURN_ERR_NOMEM;
+    /* scratch holds n churn_rows, room for n packed rows */
+    churn_packed_row *scratch = (churn_packed_row *)b->scratch;
+    if (direct) {
+        int64_t *next = b->counts;
+        memset(next, 0, (size_t)n_keys * sizeof(int64_t));
+        for (int64_t i = 0; i < n; i++) next[rows[i].word >> key_shift]++;
+        int64_t start = 0;
+        for (int64_t k = 0; k < n_keys; k++) {
+            int64_t c = next[k];
+            next[k] = start;
+            start += c;
         }
+        for (int64_t i = 0; i < n; i++) scratch[next[rows[i].word >> key_shift]++] = rows[i];
+        memcpy(rows, scratch, (size_t)n * sizeof(churn_packed_row));
+    } else if (code_and_place(b, (const int64_t *)&rows[0].word, sizeof(churn_packed_row) / 8,
+                              key_shift, n) > 1) {
+        for (int64_t i = 0; i < n; i++) scratch[b->counts[b->row_codes[i]]++] = rows[i];
+        memcpy(rows, scratch, (size_t)n * sizeof(churn_packed_row));
     }
     /* then each customer's rows by (cat, day, amount) */
+    int64_t start = 0;
     while (start < n) {
-        uint64_t key = key_shift >= 64 ? 0 : rows[start].word >> key_shift;
+        uint64_t key = rows[start].word >> key_shift;
         int64_t end = start + 1;
-        while (end < n && (key_shift >= 64 ? 0 : rows[end].word >> key_shift) == key) end++;
+        while (end < n && rows[end].word >> key_shift == key) end++;
         if (end - start > 1) churn_sort_packed_rows(rows + start, end - start);
         start = end;
     }

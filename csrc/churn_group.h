@@ -32,11 +32,13 @@ void churn_group_buffers_free(churn_group_buffers *b);
  * Returns CHURN_OK or CHURN_ERR_NOMEM. */
 int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b);
 
-/* The same for packed rows whose key is word >> key_shift (0 for
- * key_shift 64: one key), each customer's rows then ordered by (cat, day,
- * amount bits): the whole partition ends in (word, amount) order. */
+/* The same for packed rows whose key offset is word >> key_shift (the
+ * category and day bits: at most 31 + 32) and below 2^key_bits; each
+ * customer's rows then ordered by (cat, day, amount bits): the whole
+ * partition ends in (word, amount) order. Keys dense enough are counted
+ * directly instead of hashed. */
 int churn_group_packed_partition(churn_packed_row *rows, int64_t n, int key_shift,
-                                 churn_group_buffers *b);
+                                 int key_bits, churn_group_buffers *b);
 
 /* Gives consumed rows back to the system while a pass still runs, so a
  * pass that reads a large buffer partition by partition does not hold it all

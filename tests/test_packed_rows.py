@@ -174,13 +174,17 @@ def test_ids_over_the_whole_int64_range_fall_back_to_24_byte_rows() -> None:
     assert got["key"].tolist() == [INT64_MIN, 0, INT64_MAX]
 
 
-@pytest.mark.parametrize("kind", ["sparse", "ranks"])
+@pytest.mark.parametrize("kind", ["sparse", "consecutive", "ranks"])
 def test_packed_on_two_threads_matches_one_thread_and_24_byte_rows(kind: str) -> None:
-    """Enough rows (200k) for both threads to scatter and many partitions."""
+    """Enough rows (200k) for both threads to scatter and many partitions;
+    sparse keys are hashed per partition, consecutive ids and ranks counted
+    directly."""
     rng = np.random.default_rng(7)
     n = 200_000
     if kind == "sparse":
         ids = rng.integers(0, 2**40, 30_000)[rng.integers(0, 30_000, n)] * 977 - 2**50
+    elif kind == "consecutive":
+        ids = rng.integers(10**9, 10**9 + 30_000, n)
     else:
         ids = rng.integers(0, 30_000, n).astype(np.int32)
     days = rng.integers(18_000, 19_500, n).astype(np.int32)

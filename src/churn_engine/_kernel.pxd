@@ -38,7 +38,7 @@ cdef extern from "churn_group.h":
     void churn_group_buffers_free(churn_group_buffers *b) nogil
     int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) nogil
     int churn_group_packed_partition(churn_packed_row *rows, int64_t n, int key_shift,
-                                     churn_group_buffers *b) nogil
+                                     int key_bits, churn_group_buffers *b) nogil
     ctypedef struct churn_release_state:
         int64_t mark
     int churn_release_init(churn_release_state *s, void *base, int64_t row_bytes,

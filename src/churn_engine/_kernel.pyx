@@ -251,7 +251,7 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
                 n = offsets[p + 1] - offsets[p]
                 if is_packed:
                     rc = churn_group_packed_partition(packed_rows + offsets[p], n, key_shift,
-                                                      buffers)
+                                                      packing.shift, buffers)
                 else:
                     rc = churn_group_partition(rows + offsets[p], n, buffers)
                 if rc != CHURN_OK:
