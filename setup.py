@@ -67,6 +67,12 @@ extensions = [
         extra_link_args=link_args,
     ),
     Extension(
+        "churn_engine._days",
+        sources=["src/churn_engine/_days.pyx"],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    ),
+    Extension(
         "churn_engine._summary",
         sources=["src/churn_engine/_summary.pyx"],
         extra_compile_args=compile_args,

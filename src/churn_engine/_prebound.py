@@ -22,6 +22,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._fastprep import fast_prepare
 from ._io import arrow_table, csv_path_of, from_arrow_table, open_source
 from ._prepare import PreboundIds, Prepared, encode_strings, prepare
 from .config import ScoreConfig
@@ -32,15 +33,18 @@ __all__ = ["prebind_ids", "prepare_source"]
 
 def prepare_source(data: Any, config: ScoreConfig, as_of: dt.date | dt.datetime | None) -> Prepared:
     """``prepare(open_source(data), config, as_of, csv_path_of(data))``, with the
-    string ids of an Arrow source ranked before Polars reads it."""
+    string ids of an Arrow source ranked before Polars reads it, and a clean
+    Arrow source prepared without Polars (:mod:`._fastprep`)."""
     table = arrow_table(data)
     if table is None:
         return prepare(open_source(data), config, as_of, csv_path_of(data))
     prebound = prebind_ids(table, config)
     if prebound is None:
-        return prepare(from_arrow_table(table), config, as_of)
+        return fast_prepare(table, config, as_of) or prepare(from_arrow_table(table), config, as_of)
     table, ids = prebound
-    return prepare(from_arrow_table(table), config, as_of, prebound=ids)
+    return fast_prepare(table, config, as_of, ids) or prepare(
+        from_arrow_table(table), config, as_of, prebound=ids
+    )
 
 
 def prebind_ids(table: pa.Table, config: ScoreConfig) -> tuple[pa.Table, PreboundIds] | None:
