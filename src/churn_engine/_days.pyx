@@ -12,6 +12,7 @@ turns it into a multiplication) and the arithmetic branch-free.
 Compiler directives are set once, in setup.py.
 """
 
+cimport cython
 from cython.parallel cimport prange
 from libc.stdint cimport INT64_MAX, INT64_MIN, int32_t, int64_t
 from libc.stdlib cimport free, malloc
@@ -129,6 +130,7 @@ cdef void scan_blocks(DayBlock *blocks, int64_t n_blocks, int unit,
         _check_amounts(&blocks[k])
 
 
+@cython.cdivision(True)  # in the debug build too: the correction below assumes C division
 cdef inline void _write_days(DayBlock *block, const int64_t per_day) noexcept nogil:
     """Floor division by ``per_day``: inlined at each call with its literal
     divisor. C division truncates toward zero; a negative remainder means the
@@ -137,7 +139,7 @@ cdef inline void _write_days(DayBlock *block, const int64_t per_day) noexcept no
     cdef int32_t *out = block.out_days
     cdef int64_t i, q, low = INT64_MAX, high = INT64_MIN
     for i in range(block.n):
-        q = ts[i] / per_day
+        q = ts[i] // per_day
         q -= (ts[i] - q * per_day) < 0
         out[i] = <int32_t>q  # out-of-range days are refused by the caller
         low = min(low, q)
