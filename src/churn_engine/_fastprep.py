@@ -22,7 +22,8 @@ import polars as pl
 import pyarrow as pa
 
 from . import _days
-from ._prepare import MAX_DAY, MIN_DAY, PreboundIds, Prepared, _check_tz
+from ._prepare import MAX_DAY, MIN_DAY, PreboundIds, Prepared, _check_tz, _view
+from ._threads import kernel_threads
 from .config import ScoreConfig
 from .errors import ConfigError
 
@@ -32,9 +33,6 @@ __all__ = ["ENABLED", "fast_prepare"]
 ENABLED = True
 
 _EPOCH = dt.date(1970, 1, 1)
-#: below this many rows the pass runs on one thread (``_occasions.PARALLEL_MIN_ROWS``,
-#: not imported: ``_occasions`` imports this module through ``_prebound``)
-_PARALLEL_MIN_ROWS = 50_000
 
 
 def fast_prepare(
@@ -69,14 +67,12 @@ def fast_prepare(
 
     # record batches share chunk boundaries across columns: aligned, zero-copy
     batches = [b for b in table.select(names).to_batches() if b.num_rows]
-    ids = [_values(b.column(0), np.int32 if prebound is not None else np.int64) for b in batches]
-    ts = [_values(b.column(1), np.int32 if unit == "days" else np.int64) for b in batches]
-    amount_bits = [_values(b.column(2), np.int64) for b in batches]
+    ids = [_view(b.column(0), np.int32 if prebound is not None else np.int64) for b in batches]
+    ts = [_view(b.column(1), np.int32 if unit == "days" else np.int64) for b in batches]
+    amount_bits = [_view(b.column(2), np.int64) for b in batches]
     n_rows = table.num_rows
     days = None if unit == "days" else np.empty(n_rows, dtype=np.int32)
-    threads = config.threads
-    if threads is None:
-        threads = 0 if n_rows >= _PARALLEL_MIN_ROWS else 1
+    threads = kernel_threads(config, n_rows)
     first, last, finite = _days.scan_days(
         ts, None if integer_amounts else amount_bits, days, unit, threads
     )
@@ -116,15 +112,6 @@ def fast_prepare(
         rows_after_as_of=0,
         rejected_by_reason={},
         rejects=None,
-    )
-
-
-def _values(array: pa.Array, dtype: type[np.generic]) -> np.ndarray:
-    """The values buffer of a null-free fixed-width array as ``dtype`` (of
-    the same width), offset honoured, no copy."""
-    size = np.dtype(dtype).itemsize
-    return np.frombuffer(
-        array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * size
     )
 
 

@@ -20,22 +20,10 @@ import polars as pl
 from . import _kernel
 from ._prebound import prepare_source
 from ._prepare import Prepared, parse_as_of
+from ._threads import kernel_threads
 from .config import ScoreConfig
 
-__all__ = ["Occasions", "collect_occasions", "group_prepared", "kernel_threads"]
-
-
-#: below this many rows the compiled pass runs on one thread: starting (and,
-#: on a busy machine, waiting for) a thread team costs more than it saves
-PARALLEL_MIN_ROWS = 50_000
-
-
-def kernel_threads(config: ScoreConfig, n_rows: int) -> int:
-    """Threads for the compiled pass: the configured number, else all cores (0)
-    for large inputs and one thread for small ones."""
-    if config.threads is not None:
-        return config.threads
-    return 0 if n_rows >= PARALLEL_MIN_ROWS else 1
+__all__ = ["Occasions", "collect_occasions", "group_prepared"]
 
 
 def group_prepared(prepared: Prepared, threads: int, *, packed: bool = False) -> _kernel.Grouped:

@@ -645,14 +645,15 @@ def _to_segments(
             prepared.cat_segments.append(cat_rank[_view(columns[_CAT])])
 
 
-def _view(array: pa.Array) -> np.ndarray:
-    """The values buffer of a null-free primitive array, offset honoured, no copy.
+def _view(array: pa.Array, as_type: type[np.generic] | None = None) -> np.ndarray:
+    """The values buffer of a null-free primitive array, offset honoured, no copy;
+    read as ``as_type`` (of the same width: e.g. timestamps as int64) if given.
 
     (pyarrow's own to_numpy would import pandas on first use: ~0.2 s per run.)
     """
     if array.null_count:
         raise AssertionError("accepted rows have no nulls")
-    dtype = np.dtype(array.type.to_pandas_dtype())
+    dtype = np.dtype(as_type or array.type.to_pandas_dtype())
     buffer = array.buffers()[1]
     offset = array.offset * dtype.itemsize
     return np.frombuffer(buffer, dtype=dtype, count=len(array), offset=offset)

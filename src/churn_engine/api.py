@@ -12,11 +12,12 @@ import numpy as np
 import polars as pl
 
 from . import _columns, _kernel
-from ._occasions import group_prepared, kernel_threads
+from ._occasions import group_prepared
 from ._prebound import prepare_source
 from ._prepare import Prepared, parse_as_of
 from ._schema import output_schema
 from ._stats import ScoreResult, ScoreStats
+from ._threads import kernel_threads
 from .config import BUYER_TYPES, RfmCuts, ScoreConfig
 from .errors import ModelError
 
