@@ -13,6 +13,10 @@ cdef extern from "churn_status.h":
     int CHURN_ERR_BAD_STRING
 
 
+cdef extern from "churn_bits.h":
+    int churn_bit_length(uint64_t x) nogil
+
+
 cdef extern from "churn_sort.h":
     ctypedef struct churn_row:
         int64_t key

@@ -29,6 +29,7 @@ from ._kernel cimport (
     churn_group_buffers,
     churn_group_buffers_free,
     churn_group_buffers_init,
+    churn_bit_length,
     churn_column_ranges,
     churn_group_packed_partition,
     churn_group_partition,
@@ -116,14 +117,6 @@ cdef enum:
     # rows per partition to aim for: 16K rows of 24 bytes stay in L2
     _PARTITION_ROWS_LOG2 = 14
     _MAX_PARTITION_BITS = 16
-
-
-cdef inline int _bit_length(uint64_t x) noexcept nogil:
-    cdef int bits = 0
-    while x:
-        bits += 1
-        x >>= 1
-    return bits
 
 
 ctypedef fused grouped_row:
@@ -230,7 +223,6 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
     # pass 4, per partition while it is in cache: group by key, sort each
     # customer's rows, count the groups; each thread with its own buffers
     cdef int64_t p, n
-    cdef int key_shift = packing.cat_bits + packing.day_bits if is_packed else 0
     cdef RowDecoder decoder
     cdef churn_packed_row *packed_rows = <churn_packed_row *>&rows_words[0]
     cdef churn_row *rows = <churn_row *>&rows_words[0]
@@ -250,14 +242,14 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
             if buffers != NULL:
                 n = offsets[p + 1] - offsets[p]
                 if is_packed:
-                    rc = churn_group_packed_partition(packed_rows + offsets[p], n, key_shift,
-                                                      packing.shift, buffers)
+                    decoder = _decoder_for(&packing, p)  # assigned: private to the thread
+                    rc = churn_group_packed_partition(packed_rows + offsets[p], n,
+                                                      decoder.key_shift, packing.shift, buffers)
                 else:
                     rc = churn_group_partition(rows + offsets[p], n, buffers)
                 if rc != CHURN_OK:
                     error[0] = rc
                 elif is_packed:
-                    decoder = _decoder_for(&packing, p)  # assigned: private to the thread
                     groups[p] = _count_groups(packed_rows + offsets[p], n, integer_amounts,
                                               &no_purchase[p], &decoder)
                 else:
@@ -329,8 +321,8 @@ def _partition_rows(list id_segments, object rank_of_code, list day_segments,
     _check(rc, "group")
     kmin = ranges.key_min
     kmax = ranges.key_max
-    bits = _bit_length(kmax - kmin)
-    pbits = _bit_length(<uint64_t>(n_rows >> _PARTITION_ROWS_LOG2))
+    bits = churn_bit_length(kmax - kmin)
+    pbits = churn_bit_length(<uint64_t>(n_rows >> _PARTITION_ROWS_LOG2))
     if pbits > _MAX_PARTITION_BITS:
         pbits = _MAX_PARTITION_BITS
     if pbits > bits:
