@@ -467,13 +467,7 @@ static inline uint32_t window_byte(const window *w, int j) { /* 0..15, 16: the t
 /* Packs the window bits that are not the same in every string into one
  * integer, in order: dropping bits equal everywhere keeps the order. Byte
  * tables instead of a pext instruction: portable, 17 lookups at most. */
-typedef struct {
-    int n_active;
-    int bits; /* packed bits in all */
-    uint8_t byte[17];
-    uint8_t width[17];
-    uint8_t table[17][256];
-} packer;
+typedef churn_str_packer packer;
 
 static void packer_init(packer *pk, const window *varying) {
     pk->n_active = 0;
@@ -1272,4 +1266,260 @@ done:
         churn_str_dict_free(dict);
     }
     return rc;
+}
+
+/* ---- short strings as integer keys ---------------------------------------- */
+
+static inline uint64_t be64(const uint8_t *p) {
+    uint64_t v = load64(p);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+/* The first n bytes (0..8, clamped) of a big-endian word, the rest zeroed. */
+static inline uint64_t top_bytes(uint64_t word, int64_t n) {
+    if (n >= 8) return word;
+    if (n <= 0) return 0;
+    return word & ~(~(uint64_t)0 >> (8 * n));
+}
+
+/* hi and lo of the window of the len (<= 16) bytes at s, which end before
+ * end: two loads when 16 bytes can be read, else byte by byte. */
+static inline void load_window(const uint8_t *s, int64_t len, const uint8_t *end, uint64_t *hi,
+                               uint64_t *lo) {
+    if (end - s >= 16) {
+        *hi = top_bytes(be64(s), len);
+        *lo = top_bytes(be64(s + 8), len - 8);
+    } else {
+        *hi = big_endian_word(s, len < 8 ? len : 8);
+        *lo = len > 8 ? big_endian_word(s + 8, len - 8) : 0;
+    }
+}
+
+/* Row i of chunk c (check_chunk accepted c): its length and, when it is at
+ * most 16, its window words. */
+static inline int64_t row_window(const churn_str_chunk *c, int64_t i, uint64_t *hi, uint64_t *lo) {
+    if (c->kind == CHURN_STR_VIEW) {
+        const uint8_t *v = c->views + 16 * i;
+        int64_t len = load_i32(v);
+        if (len <= 12) { /* inline: the view's 12 bytes from v + 4 */
+            uint32_t w1;
+            memcpy(&w1, v + 12, 4);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            w1 = __builtin_bswap32(w1);
+#endif
+            *hi = top_bytes(be64(v + 4), len);
+            *lo = top_bytes((uint64_t)w1 << 32, len - 8);
+            return len;
+        }
+        if (len > 16) return len;
+        int32_t buffer = load_i32(v + 8);
+        const uint8_t *s = c->buffers[buffer] + load_i32(v + 12);
+        load_window(s, len, c->buffers[buffer] + c->buffer_lens[buffer], hi, lo);
+        return len;
+    }
+    int64_t len;
+    const uint8_t *s = str_at(c, i, &len);
+    if (len <= 16) load_window(s, len, c->data + c->data_len, hi, lo);
+    return len;
+}
+
+static inline int threads_for_rows(int threads, int64_t n_rows) {
+    int n_threads = 1;
+#ifdef _OPENMP
+    n_threads = threads > 0 ? threads : omp_get_max_threads();
+#endif
+    return n_rows < (1 << 16) ? 1 : n_threads; /* not worth waking threads */
+}
+
+int churn_str_key_plan_of(churn_str_key_plan *out, const churn_str_chunk *chunks,
+                          int64_t n_chunks, int threads) {
+    memset(out, 0, sizeof(*out));
+    int64_t n_rows = 0;
+    for (int64_t k = 0; k < n_chunks; k++) {
+        int rc = check_chunk(&chunks[k]);
+        if (rc != CHURN_OK) return rc;
+        n_rows += chunks[k].n;
+    }
+    if (n_rows == 0) return CHURN_OK; /* nothing to key: does not fit */
+    int n_threads = threads_for_rows(threads, n_rows);
+    uint64_t any[3] = {0, 0, 0}, all[3] = {~(uint64_t)0, ~(uint64_t)0, ~(uint64_t)0};
+    int too_long = 0;
+#pragma omp parallel num_threads(n_threads)
+    {
+        int t = thread_id(), team = team_size();
+        int64_t begin = n_rows * t / team, end = n_rows * (t + 1) / team;
+        uint64_t my_any[3] = {0, 0, 0}, my_all[3] = {~(uint64_t)0, ~(uint64_t)0, ~(uint64_t)0};
+        int mine_too_long = 0;
+        FOR_ROW_RANGE(chunks, n_chunks, begin, end, {
+            for (int64_t i = first; i < last; i++) {
+                uint64_t hi;
+                uint64_t lo;
+                int64_t len = row_window(c, i, &hi, &lo);
+                if (len > 16) {
+                    mine_too_long = 1;
+                    break;
+                }
+                my_any[0] |= hi;
+                my_all[0] &= hi;
+                my_any[1] |= lo;
+                my_all[1] &= lo;
+                my_any[2] |= (uint64_t)len;
+                my_all[2] &= (uint64_t)len;
+            }
+            if (mine_too_long) break;
+        });
+#pragma omp critical
+        {
+            too_long |= mine_too_long;
+            for (int k = 0; k < 3; k++) {
+                any[k] |= my_any[k];
+                all[k] &= my_all[k];
+            }
+        }
+    }
+    if (too_long) return CHURN_OK;
+    window varying = {any[0] ^ all[0], any[1] ^ all[1], (uint32_t)(any[2] ^ all[2])};
+    packer_init(&out->packer, &varying);
+    if (out->packer.bits > 63) return CHURN_OK;
+    out->fits = 1;
+    out->hi_mask = varying.hi;
+    out->lo_mask = varying.lo;
+    out->len_mask = varying.tail;
+    window fixed = {all[0] & ~varying.hi, all[1] & ~varying.lo, (uint32_t)(all[2] & ~varying.tail)};
+    for (int j = 0; j < 17; j++) out->constant[j] = (uint8_t)window_byte(&fixed, j);
+    for (int k = 0; k < out->packer.n_active; k++) {
+        int j = out->packer.byte[k];
+        uint32_t mask = window_byte(&varying, j);
+        for (uint32_t v = 0; v < (1u << out->packer.width[k]); v++) {
+            uint32_t byte = out->constant[j];
+            int next = out->packer.width[k] - 1; /* v's bits, most significant first */
+            for (int bit = 7; bit >= 0; bit--)
+                if ((mask >> bit) & 1) byte |= ((v >> next--) & 1) << bit;
+            out->unpack[k][v] = (uint8_t)byte;
+        }
+    }
+    return CHURN_OK;
+}
+
+/* The keys of the rows [begin, end); 0 when a row is longer than 16 bytes. */
+#define KEYS_OF_ROWS(KEY)                                                        \
+    FOR_ROW_RANGE(chunks, n_chunks, begin, end, {                                \
+        for (int64_t i = first; i < last; i++) {                                 \
+            uint64_t hi;                                                         \
+            uint64_t lo;                                                         \
+            int64_t len = row_window(c, i, &hi, &lo);                            \
+            if (len > 16) {                                                      \
+                ok = 0;                                                          \
+                break;                                                           \
+            }                                                                    \
+            out_keys[base_ + i] = (int64_t)(KEY);                                \
+        }                                                                        \
+        if (!ok) break;                                                          \
+    })
+
+static inline uint64_t key_by_tables(const churn_str_key_plan *plan, uint64_t hi, uint64_t lo,
+                                     int64_t len) {
+    window w = {hi, lo, (uint32_t)len};
+    return pack(&plan->packer, &w);
+}
+
+static int keys_by_tables(int64_t *out_keys, const churn_str_key_plan *plan,
+                          const churn_str_chunk *chunks, int64_t n_chunks, int64_t begin,
+                          int64_t end) {
+    int ok = 1;
+    KEYS_OF_ROWS(key_by_tables(plan, hi, lo, len));
+    return ok;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define CHURN_HAVE_PEXT 1
+/* pext keeps the selected bits in order: the byte tables' key, at once */
+__attribute__((target("bmi2"))) static inline uint64_t pext_key(
+    uint64_t hi, uint64_t lo, int64_t len, uint64_t hi_mask, uint64_t lo_mask, uint64_t len_mask,
+    int lo_bits, int len_bits) {
+    return ((_pext_u64(hi, hi_mask) << lo_bits) << len_bits) |
+           (_pext_u64(lo, lo_mask) << len_bits) | _pext_u64((uint64_t)len, len_mask);
+}
+
+__attribute__((target("bmi2"))) static int keys_by_pext(int64_t *out_keys,
+                                                         const churn_str_key_plan *plan,
+                                                         const churn_str_chunk *chunks,
+                                                         int64_t n_chunks, int64_t begin,
+                                                         int64_t end) {
+    int ok = 1;
+    const uint64_t hi_mask = plan->hi_mask, lo_mask = plan->lo_mask, len_mask = plan->len_mask;
+    const int lo_bits = __builtin_popcountll(lo_mask), len_bits = __builtin_popcountll(len_mask);
+    KEYS_OF_ROWS(pext_key(hi, lo, len, hi_mask, lo_mask, len_mask, lo_bits, len_bits));
+    return ok;
+}
+#endif
+
+int churn_str_keys(int64_t *out_keys, const churn_str_key_plan *plan,
+                   const churn_str_chunk *chunks, int64_t n_chunks, int threads, int portable) {
+    int64_t n_rows = 0;
+    for (int64_t k = 0; k < n_chunks; k++) {
+        int rc = check_chunk(&chunks[k]);
+        if (rc != CHURN_OK) return rc;
+        n_rows += chunks[k].n;
+    }
+    if (n_rows && !plan->fits) return CHURN_ERR_BAD_STRING;
+    int use_pext = 0;
+#ifdef CHURN_HAVE_PEXT
+    use_pext = !portable && __builtin_cpu_supports("bmi2");
+#endif
+    (void)portable;
+    int n_threads = threads_for_rows(threads, n_rows), ok = 1;
+#pragma omp parallel num_threads(n_threads)
+    {
+        int t = thread_id(), team = team_size();
+        int64_t begin = n_rows * t / team, end = n_rows * (t + 1) / team;
+        int mine;
+#ifdef CHURN_HAVE_PEXT
+        if (use_pext) mine = keys_by_pext(out_keys, plan, chunks, n_chunks, begin, end);
+        else
+#endif
+            mine = keys_by_tables(out_keys, plan, chunks, n_chunks, begin, end);
+        if (!mine) {
+#pragma omp atomic write
+            ok = 0;
+        }
+    }
+    (void)use_pext;
+    return ok ? CHURN_OK : CHURN_ERR_BAD_STRING;
+}
+
+/* The window bytes of a key (the string, then its length at w[16]). */
+static inline int64_t key_window(const churn_str_key_plan *plan, uint64_t key, uint8_t w[17]) {
+    memcpy(w, plan->constant, 17);
+    for (int k = plan->packer.n_active - 1; k >= 0; k--) {
+        int width = plan->packer.width[k];
+        w[plan->packer.byte[k]] = plan->unpack[k][key & ((1u << width) - 1)];
+        key >>= width;
+    }
+    return w[16] <= 16 ? w[16] : 16; /* more only for a key no string gave */
+}
+
+int64_t churn_str_keys_bytes(const int64_t *keys, int64_t n, const churn_str_key_plan *plan) {
+    if (!plan->len_mask) return n * plan->constant[16];
+    int64_t bytes = 0;
+    uint8_t w[17];
+    for (int64_t i = 0; i < n; i++) bytes += key_window(plan, (uint64_t)keys[i], w);
+    return bytes;
+}
+
+void churn_str_keys_write(int64_t *out_offsets, uint8_t *out_data, const int64_t *keys,
+                          int64_t n, const churn_str_key_plan *plan) {
+    int64_t at = 0;
+    uint8_t w[17];
+    out_offsets[0] = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t len = key_window(plan, (uint64_t)keys[i], w);
+        memcpy(out_data + at, w, (size_t)len);
+        at += len;
+        out_offsets[i + 1] = at;
+    }
 }

@@ -69,6 +69,52 @@ void churn_str_dict_write(const churn_str_dict *dict, int64_t *out_offsets, uint
 
 void churn_str_dict_free(churn_str_dict *dict);
 
+/* ---- short strings as integer keys ----------------------------------------
+ *
+ * When every string has at most 16 bytes, its bytes zero-padded to 16 and
+ * its length order the strings as their bytes do; dropping the bits that are
+ * the same in every string keeps that order. When the bits left fit 63, each
+ * string becomes an int64 key that orders and compares like the string
+ * (ids like "C0004812305" take 40 bits): the kernel then groups string ids
+ * as it groups integer ids, with no hash table of strings and no sort of
+ * them, and the output decodes the keys of the customers it writes. */
+
+/* Which window bits vary and where they go in a key: the window is the
+ * string's 16 bytes (zero padded) and its length as a 17th byte. */
+typedef struct {
+    int n_active;     /* window bytes with a varying bit */
+    int bits;         /* key bits in all */
+    uint8_t byte[17]; /* the active bytes' window positions, in order */
+    uint8_t width[17];
+    uint8_t table[17][256]; /* a window byte -> its varying bits */
+} churn_str_packer;
+
+typedef struct {
+    int fits; /* 1: every string has <= 16 bytes and the key <= 63 bits */
+    churn_str_packer packer;
+    uint64_t hi_mask, lo_mask, len_mask; /* the varying bits of the window's words */
+    uint8_t constant[17];                /* the bits no string changes, per window byte */
+    uint8_t unpack[17][256];             /* varying bits -> window byte (constants set) */
+} churn_str_key_plan;
+
+/* The plan of the strings of all chunks; out->fits says whether they fit.
+ * Returns CHURN_OK or CHURN_ERR_BAD_STRING. */
+int churn_str_key_plan_of(churn_str_key_plan *out, const churn_str_chunk *chunks,
+                          int64_t n_chunks, int threads);
+
+/* Every row's key (chunks one after the other), for a plan that fits these
+ * strings. portable: byte tables instead of the BMI2 pext instruction (the
+ * same keys; tests compare the two). Returns CHURN_OK or CHURN_ERR_BAD_STRING
+ * (a string the plan does not describe). */
+int churn_str_keys(int64_t *out_keys, const churn_str_key_plan *plan,
+                   const churn_str_chunk *chunks, int64_t n_chunks, int threads, int portable);
+
+/* The strings of n keys of a plan as large_utf8 buffers: out_offsets (n + 1
+ * entries; churn_str_keys_bytes gives the total) and out_data. */
+int64_t churn_str_keys_bytes(const int64_t *keys, int64_t n, const churn_str_key_plan *plan);
+void churn_str_keys_write(int64_t *out_offsets, uint8_t *out_data, const int64_t *keys,
+                          int64_t n, const churn_str_key_plan *plan);
+
 /* The hash used to partition and to probe (exposed for tests). */
 uint64_t churn_str_hash(const uint8_t *bytes, int64_t len);
 

@@ -164,13 +164,17 @@ def test_hand_example_errors_show_the_original_id() -> None:
 
 @pytest.mark.parametrize("id_type", list(STRING_TYPES.values()), ids=list(STRING_TYPES))
 def test_prepared_holds_ranks_and_the_dictionary(id_type: pa.DataType) -> None:
-    table = _table(["b", "a", "b", "c"], [0, 1, 2, 3], [1.0, 2.0, 3.0, 4.0], id_type=id_type)
+    # ids longer than 16 bytes are ranked (shorter ones become int64 keys:
+    # tests/test_string_keys.py)
+    a, b, c = ("customer-with-a-long-id-" + x for x in "abc")
+    table = _table([b, a, b, c], [0, 1, 2, 3], [1.0, 2.0, 3.0, 4.0], id_type=id_type)
     prepared = prepare_source(table, ScoreConfig(), None)
     assert prepared.id_kind == "string"
     assert prepared.id_dtype == pl.String
     assert prepared.id_rank_of_code is None
+    assert prepared.id_key_plan is None
     assert prepared.id_dictionary is not None
-    assert prepared.id_dictionary.to_list() == ["a", "b", "c"]
+    assert prepared.id_dictionary.to_list() == [a, b, c]
     ranks = np.concatenate(prepared.id_segments)
     assert ranks.dtype == np.int32
     assert ranks.tolist() == [1, 0, 1, 2]

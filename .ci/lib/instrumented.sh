@@ -119,7 +119,7 @@ run_tests() {
   local -a selection=("$@")
   if [ ${#selection[@]} -eq 0 ]; then
     local t
-    for t in tests/test_kernel.py tests/test_packed_rows.py tests/test_selection.py tests/test_columns.py tests/test_prebound_ids.py tests/test_fastprep.py \
+    for t in tests/test_kernel.py tests/test_packed_rows.py tests/test_selection.py tests/test_columns.py tests/test_prebound_ids.py tests/test_fastprep.py tests/test_string_keys.py \
       tests/test_churn_rate.py tests/test_definitions.py tests/test_bad_input.py tests/properties \
       tests/test_fuzz_regressions.py tests/test_funnel.py tests/test_lifetimes_summary.py; do
       [ -e "$TREE/$t" ] && selection+=("$t")

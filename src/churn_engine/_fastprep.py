@@ -21,11 +21,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from . import _days
-from ._prepare import MAX_DAY, MIN_DAY, PreboundIds, Prepared, _check_tz, _view
+from . import _days, _kernel
+from ._prepare import MAX_DAY, MIN_DAY, PreboundIds, Prepared, _check_tz, _string_chunks, _view
 from ._threads import kernel_threads
 from .config import ScoreConfig
-from .errors import ConfigError
+from .errors import ConfigError, KernelError
 
 __all__ = ["ENABLED", "fast_prepare"]
 
@@ -51,7 +51,11 @@ def fast_prepare(
     if not ENABLED or not _plain_shape(table, config, as_of):
         return None
     id_type = table.schema.field(config.customer_col).type
-    ids_ok = pa.types.is_int32(id_type) if prebound is not None else pa.types.is_int64(id_type)
+    keyed = prebound is None and _is_string(id_type)  # string ids as int64 keys, if they fit
+    if prebound is not None:
+        ids_ok = pa.types.is_int32(id_type)
+    else:
+        ids_ok = keyed or pa.types.is_int64(id_type)
     amount_type = table.schema.field(config.amount_col).type
     unit = _ts_unit(table.schema.field(config.ts_col).type, config)
     if (
@@ -64,15 +68,27 @@ def fast_prepare(
     if any(table.column(name).null_count for name in names):
         return None
     integer_amounts = pa.types.is_int64(amount_type)
+    n_rows = table.num_rows
+    threads = kernel_threads(config, n_rows)
+    key_plan = None
+    if keyed:
+        try:
+            chunks = _string_chunks(table.column(config.customer_col))
+            key_plan = _kernel.string_key_plan(chunks, threads)
+        except (KernelError, ValueError):  # offsets outside their buffers: Polars judges them
+            return None
+        if key_plan is None:  # too long or too varied: ranked instead
+            return None
 
     # record batches share chunk boundaries across columns: aligned, zero-copy
     batches = [b for b in table.select(names).to_batches() if b.num_rows]
-    ids = [_view(b.column(0), np.int32 if prebound is not None else np.int64) for b in batches]
+    if keyed:
+        ids = []
+    else:
+        ids = [_view(b.column(0), np.int32 if prebound is not None else np.int64) for b in batches]
     ts = [_view(b.column(1), np.int32 if unit == "days" else np.int64) for b in batches]
     amount_bits = [_view(b.column(2), np.int64) for b in batches]
-    n_rows = table.num_rows
     days = None if unit == "days" else np.empty(n_rows, dtype=np.int32)
-    threads = kernel_threads(config, n_rows)
     first, last, finite = _days.scan_days(
         ts, None if integer_amounts else amount_bits, days, unit, threads
     )
@@ -86,17 +102,15 @@ def fast_prepare(
     else:
         as_of_day = last
         as_of_report = _EPOCH + dt.timedelta(days=last)
-    if days is None:
-        day_segments = ts
-    else:
-        day_segments, start = [], 0
-        for segment in ts:
-            day_segments.append(days[start : start + len(segment)])
-            start += len(segment)
+    day_segments = ts if days is None else _slices(days, ts)
+    if key_plan is not None:
+        keys = np.empty(n_rows, dtype=np.int64)
+        _kernel.string_keys(keys, key_plan, chunks, threads)
+        ids = _slices(keys, ts)
     return Prepared(
         n_rows=n_rows,
-        id_kind="int" if prebound is None else "string",
-        id_dtype=pl.Int64() if prebound is None else prebound.dtype,
+        id_kind="int" if prebound is None and not keyed else "string",
+        id_dtype=pl.Int64() if prebound is None and not keyed else pl.String(),
         id_segments=ids,
         id_dictionary=None if prebound is None else prebound.dictionary,
         id_rank_of_code=None,
@@ -112,7 +126,24 @@ def fast_prepare(
         rows_after_as_of=0,
         rejected_by_reason={},
         rejects=None,
+        id_key_plan=key_plan,
     )
+
+
+def _slices(values: np.ndarray, segments: list[np.ndarray]) -> list[np.ndarray]:
+    """``values`` cut into views as long as the segments, in order."""
+    views, start = [], 0
+    for segment in segments:
+        views.append(values[start : start + len(segment)])
+        start += len(segment)
+    return views
+
+
+def _is_string(kind: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_string(kind) or pa.types.is_large_string(kind)
+        or pa.types.is_string_view(kind)
+    )  # fmt: skip
 
 
 def _plain_shape(table: pa.Table, config: ScoreConfig, as_of: object) -> bool:

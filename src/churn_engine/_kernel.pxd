@@ -109,3 +109,20 @@ cdef extern from "churn_strings.h":
                               uint8_t *out_data) nogil
     void churn_str_dict_free(churn_str_dict *d) nogil
     uint64_t churn_str_hash(const uint8_t *data, int64_t n) nogil
+    ctypedef struct churn_str_packer:
+        int n_active
+        int bits
+        uint8_t byte[17]
+        uint8_t width[17]
+    ctypedef struct churn_str_key_plan:
+        int fits
+        churn_str_packer packer
+    int churn_str_key_plan_of(churn_str_key_plan *out, const churn_str_chunk *chunks,
+                              int64_t n_chunks, int threads) nogil
+    int churn_str_keys(int64_t *out_keys, const churn_str_key_plan *plan,
+                       const churn_str_chunk *chunks, int64_t n_chunks, int threads,
+                       int portable) nogil
+    int64_t churn_str_keys_bytes(const int64_t *keys, int64_t n,
+                                 const churn_str_key_plan *plan) nogil
+    void churn_str_keys_write(int64_t *out_offsets, uint8_t *out_data, const int64_t *keys,
+                              int64_t n, const churn_str_key_plan *plan) nogil

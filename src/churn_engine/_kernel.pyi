@@ -27,6 +27,19 @@ def encode_strings(
     part_bits: int = -1,
     hash_mask: int = 0xFFFFFFFFFFFFFFFF,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]: ...
+def string_key_plan(
+    chunks: list[tuple[int, int, np.ndarray, list[npt.NDArray[np.uint8]]]], threads: int
+) -> npt.NDArray[np.uint8] | None: ...
+def string_keys(
+    out_keys: npt.NDArray[np.int64],
+    plan: npt.NDArray[np.uint8],
+    chunks: list[tuple[int, int, np.ndarray, list[npt.NDArray[np.uint8]]]],
+    threads: int,
+    portable: bool = False,
+) -> None: ...
+def string_keys_decode(
+    keys: npt.NDArray[np.int64], plan: npt.NDArray[np.uint8]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]: ...
 def string_hash(value: npt.NDArray[np.uint8]) -> int: ...
 def group_rows(
     id_segments: list[np.ndarray],

@@ -405,6 +405,77 @@ cdef const uint8_t *_bytes_of(const uint8_t[::1] values) noexcept:
     return &values[0] if values.shape[0] else _EMPTY_BYTES
 
 
+cdef class _StringChunks:
+    """The kernel's view (``churn_str_chunk``) of string chunks given as
+    ``(kind, n, locator, buffers)`` (see :func:`encode_strings`); keeps the
+    chunks, whose buffers it points into, alive."""
+
+    cdef churn_str_chunk *views
+    cdef const uint8_t **buffer_ptrs
+    cdef int64_t *buffer_lens
+    cdef Py_ssize_t n_chunks, n_rows
+    cdef list chunks
+
+    def __cinit__(self, list chunks):
+        cdef Py_ssize_t k, j, n_buffers = 0, used = 0
+        cdef const int32_t[::1] offsets32
+        cdef const int64_t[::1] offsets64
+        cdef const uint8_t[::1] raw
+        self.chunks = chunks
+        self.n_chunks = len(chunks)
+        self.n_rows = 0
+        self.views = <churn_str_chunk *>calloc(self.n_chunks + 1, sizeof(churn_str_chunk))
+        for chunk in chunks:
+            n_buffers += len(chunk[3])
+        self.buffer_ptrs = <const uint8_t **>calloc(n_buffers + 1, sizeof(uint8_t *))
+        self.buffer_lens = <int64_t *>calloc(n_buffers + 1, sizeof(int64_t))
+        if self.views == NULL or self.buffer_ptrs == NULL or self.buffer_lens == NULL:
+            raise MemoryError("churn-engine kernel (strings): out of memory")
+        for k in range(self.n_chunks):
+            kind, n, locator, buffers = chunks[k]
+            self.views[k].kind = kind
+            self.views[k].n = n
+            if n < 0:
+                raise ValueError("a chunk with a negative length")
+            self.n_rows += n
+            if kind == STRING_VIEW:
+                raw = locator
+                if raw.shape[0] != 16 * n:
+                    raise ValueError("string views: 16 bytes per string expected")
+                self.views[k].views = _bytes_of(raw)
+                self.views[k].buffers = self.buffer_ptrs + used
+                self.views[k].buffer_lens = self.buffer_lens + used
+                self.views[k].n_buffers = len(buffers)
+                for j in range(len(buffers)):
+                    raw = buffers[j]
+                    self.buffer_ptrs[used] = _bytes_of(raw)
+                    self.buffer_lens[used] = raw.shape[0]
+                    used += 1
+            elif kind == STRING_UTF8 or kind == STRING_LARGE_UTF8:
+                if len(buffers) != 1:
+                    raise ValueError("utf8 strings: one data buffer expected")
+                if kind == STRING_UTF8:
+                    offsets32 = locator
+                    if offsets32.shape[0] != n + 1:
+                        raise ValueError("utf8 strings: n + 1 offsets expected")
+                    self.views[k].offsets32 = &offsets32[0]
+                else:
+                    offsets64 = locator
+                    if offsets64.shape[0] != n + 1:
+                        raise ValueError("large_utf8 strings: n + 1 offsets expected")
+                    self.views[k].offsets64 = &offsets64[0]
+                raw = buffers[0]
+                self.views[k].data = _bytes_of(raw)
+                self.views[k].data_len = raw.shape[0]
+            else:
+                raise ValueError(f"unknown string chunk kind {kind!r}")
+
+    def __dealloc__(self):
+        free(self.views)
+        free(self.buffer_ptrs)
+        free(self.buffer_lens)
+
+
 def encode_strings(int32_t[::1] out_ranks, list chunks, int threads, int part_bits=-1,
                    uint64_t hash_mask=0xFFFFFFFFFFFFFFFF):
     """Rank every string among the distinct ones, in ascending byte order.
@@ -419,68 +490,16 @@ def encode_strings(int32_t[::1] out_ranks, list chunks, int threads, int part_bi
     ``part_bits`` (partitions, default from the row count) and ``hash_mask``
     (ANDed into every hash) exist for tests.
     """
-    cdef Py_ssize_t n_chunks = len(chunks), k, j, n_rows = 0
-    cdef churn_str_chunk *views = <churn_str_chunk *>calloc(n_chunks + 1, sizeof(churn_str_chunk))
-    cdef const uint8_t **buffer_ptrs = NULL
-    cdef int64_t *buffer_lens = NULL
-    cdef Py_ssize_t n_buffers = 0, used = 0
-    cdef const int32_t[::1] offsets32
-    cdef const int64_t[::1] offsets64
-    cdef const uint8_t[::1] raw
+    cdef _StringChunks strings = _StringChunks(chunks)
     cdef churn_str_dict *dictionary = NULL
     cdef int rc = CHURN_OK
-    if views == NULL:
-        raise MemoryError("churn-engine kernel (encode): out of memory")
+    if out_ranks.shape[0] != strings.n_rows:
+        raise ValueError("out_ranks needs one entry per row")
     try:
-        for chunk in chunks:
-            n_buffers += len(chunk[3])
-        buffer_ptrs = <const uint8_t **>calloc(n_buffers + 1, sizeof(uint8_t *))
-        buffer_lens = <int64_t *>calloc(n_buffers + 1, sizeof(int64_t))
-        if buffer_ptrs == NULL or buffer_lens == NULL:
-            raise MemoryError("churn-engine kernel (encode): out of memory")
-        for k in range(n_chunks):
-            kind, n, locator, buffers = chunks[k]
-            views[k].kind = kind
-            views[k].n = n
-            if n < 0:
-                raise ValueError("a chunk with a negative length")
-            n_rows += n
-            if kind == STRING_VIEW:
-                raw = locator
-                if raw.shape[0] != 16 * n:
-                    raise ValueError("string views: 16 bytes per string expected")
-                views[k].views = _bytes_of(raw)
-                views[k].buffers = buffer_ptrs + used
-                views[k].buffer_lens = buffer_lens + used
-                views[k].n_buffers = len(buffers)
-                for j in range(len(buffers)):
-                    raw = buffers[j]
-                    buffer_ptrs[used] = _bytes_of(raw)
-                    buffer_lens[used] = raw.shape[0]
-                    used += 1
-            elif kind == STRING_UTF8 or kind == STRING_LARGE_UTF8:
-                if len(buffers) != 1:
-                    raise ValueError("utf8 strings: one data buffer expected")
-                if kind == STRING_UTF8:
-                    offsets32 = locator
-                    if offsets32.shape[0] != n + 1:
-                        raise ValueError("utf8 strings: n + 1 offsets expected")
-                    views[k].offsets32 = &offsets32[0]
-                else:
-                    offsets64 = locator
-                    if offsets64.shape[0] != n + 1:
-                        raise ValueError("large_utf8 strings: n + 1 offsets expected")
-                    views[k].offsets64 = &offsets64[0]
-                raw = buffers[0]
-                views[k].data = _bytes_of(raw)
-                views[k].data_len = raw.shape[0]
-            else:
-                raise ValueError(f"unknown string chunk kind {kind!r}")
-        if out_ranks.shape[0] != n_rows:
-            raise ValueError("out_ranks needs one entry per row")
         with nogil:
-            rc = churn_str_encode(&out_ranks[0] if n_rows else NULL, &dictionary, views,
-                                  n_chunks, threads, part_bits, hash_mask)
+            rc = churn_str_encode(&out_ranks[0] if strings.n_rows else NULL, &dictionary,
+                                  strings.views, strings.n_chunks, threads, part_bits,
+                                  hash_mask)
         _check(rc, "encode")
         offsets_arr = np.empty(churn_str_dict_size(dictionary) + 1, dtype=np.int64)
         data_arr = np.empty(churn_str_dict_bytes(dictionary), dtype=np.uint8)
@@ -488,9 +507,77 @@ def encode_strings(int32_t[::1] out_ranks, list chunks, int threads, int part_bi
         return offsets_arr, data_arr
     finally:
         churn_str_dict_free(dictionary)
-        free(views)
-        free(buffer_ptrs)
-        free(buffer_lens)
+
+
+def string_key_plan(list chunks, int threads):
+    """How each string of ``chunks`` (as for :func:`encode_strings`) becomes
+    an int64 key that orders and compares like its bytes: a uint8 array
+    holding the plan, or None when the strings do not fit one (a string
+    longer than 16 bytes, more than 63 bits that vary, no string at all)."""
+    cdef _StringChunks strings = _StringChunks(chunks)
+    plan_arr = np.zeros(sizeof(churn_str_key_plan), dtype=np.uint8)
+    cdef uint8_t[::1] plan_bytes = plan_arr
+    cdef churn_str_key_plan *plan = <churn_str_key_plan *>&plan_bytes[0]
+    cdef int rc
+    with nogil:
+        rc = churn_str_key_plan_of(plan, strings.views, strings.n_chunks, threads)
+    _check(rc, "encode")
+    return plan_arr if plan.fits else None
+
+
+cdef const churn_str_key_plan *_plan_of(const uint8_t[::1] plan_bytes) except NULL:
+    """The plan in a :func:`string_key_plan` array, checked to be one (a
+    wrong array would index its tables out of bounds)."""
+    if plan_bytes.shape[0] != sizeof(churn_str_key_plan):
+        raise ValueError("not a string key plan")
+    cdef const churn_str_key_plan *plan = <const churn_str_key_plan *>&plan_bytes[0]
+    cdef int k, bits = 0
+    if plan.fits != 1 or not 0 <= plan.packer.n_active <= 17:
+        raise ValueError("not a string key plan")
+    for k in range(plan.packer.n_active):
+        if plan.packer.byte[k] > 16 or not 1 <= plan.packer.width[k] <= 8:
+            raise ValueError("not a string key plan")
+        bits += plan.packer.width[k]
+    if bits != plan.packer.bits or bits > 63:
+        raise ValueError("not a string key plan")
+    return plan
+
+
+def string_keys(int64_t[::1] out_keys, const uint8_t[::1] plan, list chunks, int threads,
+                bint portable=False):
+    """Writes the key of every row of ``chunks`` under ``plan`` (from
+    :func:`string_key_plan` of the same strings) to ``out_keys``.
+    ``portable``: byte tables instead of the pext instruction (tests)."""
+    cdef _StringChunks strings = _StringChunks(chunks)
+    cdef const churn_str_key_plan *key_plan = _plan_of(plan)
+    cdef int rc
+    if out_keys.shape[0] != strings.n_rows:
+        raise ValueError("out_keys needs one entry per row")
+    with nogil:
+        rc = churn_str_keys(&out_keys[0] if strings.n_rows else NULL, key_plan, strings.views,
+                            strings.n_chunks, threads, portable)
+    _check(rc, "encode")
+
+
+def string_keys_decode(const int64_t[::1] keys, const uint8_t[::1] plan):
+    """The strings of ``keys`` under ``plan`` as large_utf8 buffers
+    ``(offsets, data)``. Every key must be one the plan gave (the kernel's
+    group keys are)."""
+    cdef const churn_str_key_plan *key_plan = _plan_of(plan)
+    cdef int64_t n = keys.shape[0], i
+    cdef uint64_t limit = (<uint64_t>1) << key_plan.packer.bits  # bits <= 63
+    for i in range(n):
+        if keys[i] < 0 or <uint64_t>keys[i] >= limit:
+            raise ValueError(f"string key {keys[i]} is not one of the plan's")
+    offsets_arr = np.empty(n + 1, dtype=np.int64)
+    cdef int64_t[::1] offsets = offsets_arr
+    data_arr = np.empty(churn_str_keys_bytes(&keys[0] if n else NULL, n, key_plan) if n else 0,
+                        dtype=np.uint8)
+    cdef uint8_t[::1] data = data_arr
+    with nogil:
+        churn_str_keys_write(&offsets[0], _mutable_bytes(data), &keys[0] if n else NULL, n,
+                             key_plan)
+    return offsets_arr, data_arr
 
 
 cdef void _write_dictionary(const churn_str_dict *dictionary, int64_t[::1] offsets,

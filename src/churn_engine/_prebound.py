@@ -38,9 +38,13 @@ def prepare_source(data: Any, config: ScoreConfig, as_of: dt.date | dt.datetime 
     table = arrow_table(data)
     if table is None:
         return prepare(open_source(data), config, as_of, csv_path_of(data))
+    # int64 ids, or string ids that fit int64 keys: no ranking, no Polars
+    prepared = fast_prepare(table, config, as_of)
+    if prepared is not None:
+        return prepared
     prebound = prebind_ids(table, config)
     if prebound is None:
-        return fast_prepare(table, config, as_of) or prepare(from_arrow_table(table), config, as_of)
+        return prepare(from_arrow_table(table), config, as_of)
     table, ids = prebound
     return fast_prepare(table, config, as_of, ids) or prepare(
         from_arrow_table(table), config, as_of, prebound=ids

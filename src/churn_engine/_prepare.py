@@ -88,6 +88,9 @@ class Prepared:
     rows_after_as_of: int
     rejected_by_reason: dict[str, int]
     rejects: pl.DataFrame | None
+    #: string ids as int64 keys (:func:`string_keys`): id_segments hold the
+    #: keys, which order like the ids, and this plan decodes them
+    id_key_plan: np.ndarray | None = None
     #: with ``prepare(..., keep=...)``: the accepted rows (input position, id,
     #: day, amount, category and the kept columns as read) instead of segments
     rows: pl.DataFrame | None = None
@@ -510,6 +513,32 @@ def encode_strings(
     return ranks, dictionary
 
 
+def string_keys(column: pa.ChunkedArray, threads: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Null-free strings of at most 16 bytes as int64 keys in their byte order.
+
+    Returns (the key of every row, the plan that decodes keys back into
+    strings: :func:`decode_string_keys`), or None when the strings do not fit
+    (one longer than 16 bytes, or more than 63 bits that vary among them:
+    :func:`encode_strings` ranks those). Two passes over the column, no hash
+    table and no sort: the kernel then groups the keys as integer ids.
+    """
+    chunks = _string_chunks(column)
+    plan = _kernel.string_key_plan(chunks, threads)
+    if plan is None:
+        return None
+    keys = np.empty(len(column), dtype=np.int64)
+    _kernel.string_keys(keys, plan, chunks, threads)
+    return keys, plan
+
+
+def decode_string_keys(keys: np.ndarray, plan: np.ndarray) -> pa.LargeStringArray:
+    """The strings whose :func:`string_keys` are ``keys``."""
+    offsets, data = _kernel.string_keys_decode(np.ascontiguousarray(keys, dtype=np.int64), plan)
+    return pa.LargeStringArray.from_buffers(
+        len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data)
+    )
+
+
 _EMPTY_BYTES = np.empty(0, dtype=np.uint8)
 
 
@@ -608,9 +637,14 @@ def _to_segments(
     elif prepared.id_kind == "string":
         # string views straight from Polars: no copy into large_string first
         ids = frame.select(_ID).to_arrow(compat_level=pl.CompatLevel.newest()).column(0)
-        ranks, dictionary = encode_strings(ids, 0 if config.threads is None else config.threads)
+        threads = 0 if config.threads is None else config.threads
+        keyed = string_keys(ids, threads)
+        if keyed is not None:
+            ranks, prepared.id_key_plan = keyed
+        else:
+            ranks, dictionary = encode_strings(ids, threads)
+            prepared.id_dictionary = pl.Series(config.customer_col, dictionary, dtype=pl.String)
         del ids
-        prepared.id_dictionary = pl.Series(config.customer_col, dictionary, dtype=pl.String)
     names = [c for c in (_ID, _DAY, _AMOUNT, _CAT) if c in frame.columns]
     if ranks is not None:
         names.remove(_ID)

@@ -14,7 +14,7 @@ import polars as pl
 from . import _columns, _kernel
 from ._occasions import group_prepared
 from ._prebound import prepare_source
-from ._prepare import Prepared, parse_as_of
+from ._prepare import Prepared, decode_string_keys, parse_as_of
 from ._schema import output_schema
 from ._stats import ScoreResult, ScoreStats
 from ._threads import kernel_threads
@@ -203,6 +203,9 @@ def _compute_cuts(
 
 def _customer_ids(prepared: Prepared, keys: np.ndarray, name: str) -> pl.Series:
     """Output ids from the kernel's customer keys."""
+    if prepared.id_key_plan is not None:
+        strings = decode_string_keys(keys, prepared.id_key_plan)
+        return pl.Series(name, strings, dtype=pl.String).cast(prepared.id_dtype)
     if prepared.id_kind == "string":
         assert prepared.id_dictionary is not None
         return prepared.id_dictionary.gather(keys).alias(name).cast(prepared.id_dtype)
