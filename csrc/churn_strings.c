@@ -1384,6 +1384,8 @@ int churn_str_key_plan_of(churn_str_key_plan *out, const churn_str_chunk *chunks
     window varying = {any[0] ^ all[0], any[1] ^ all[1], (uint32_t)(any[2] ^ all[2])};
     packer_init(&out->packer, &varying);
     if (out->packer.bits > 63) return CHURN_OK;
+    /* decoded views put strings of 13-16 bytes in one buffer of int32 offsets */
+    if ((all[2] | varying.tail) > 12 && n_rows > INT32_MAX / 16) return CHURN_OK;
     out->fits = 1;
     out->hi_mask = varying.hi;
     out->lo_mask = varying.lo;
@@ -1503,23 +1505,72 @@ static inline int64_t key_window(const churn_str_key_plan *plan, uint64_t key, u
     return w[16] <= 16 ? w[16] : 16; /* more only for a key no string gave */
 }
 
-int64_t churn_str_keys_bytes(const int64_t *keys, int64_t n, const churn_str_key_plan *plan) {
-    if (!plan->len_mask) return n * plan->constant[16];
+/* Whether a plan's strings can be longer than 12 bytes (out of line). */
+static inline int may_be_long(const churn_str_key_plan *plan) {
+    if (!plan->len_mask) return plan->constant[16] > 12;
+    return (plan->constant[16] | plan->len_mask) > 12;
+}
+
+int64_t churn_str_keys_long_bytes(const int64_t *keys, int64_t n, const churn_str_key_plan *plan,
+                                  int threads) {
+    if (!may_be_long(plan)) return 0;
     int64_t bytes = 0;
-    uint8_t w[17];
-    for (int64_t i = 0; i < n; i++) bytes += key_window(plan, (uint64_t)keys[i], w);
+#pragma omp parallel for num_threads(threads_for_rows(threads, n)) schedule(static) \
+    reduction(+ : bytes)
+    for (int64_t i = 0; i < n; i++) {
+        uint8_t w[17];
+        int64_t len = key_window(plan, (uint64_t)keys[i], w);
+        bytes += len > 12 ? len : 0;
+    }
     return bytes;
 }
 
-void churn_str_keys_write(int64_t *out_offsets, uint8_t *out_data, const int64_t *keys,
-                          int64_t n, const churn_str_key_plan *plan) {
-    int64_t at = 0;
-    uint8_t w[17];
-    out_offsets[0] = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t len = key_window(plan, (uint64_t)keys[i], w);
-        memcpy(out_data + at, w, (size_t)len);
-        at += len;
-        out_offsets[i + 1] = at;
+enum { VIEW_BLOCK = 1 << 16 };
+
+void churn_str_keys_write_views(uint8_t *out_views, uint8_t *out_data, const int64_t *keys,
+                                int64_t n, const churn_str_key_plan *plan, int threads) {
+    int64_t n_blocks = (n + VIEW_BLOCK - 1) / VIEW_BLOCK;
+    int64_t *block_start = NULL; /* where each block's long strings go in out_data */
+    if (may_be_long(plan) && n_blocks > 1) {
+        block_start = (int64_t *)calloc((size_t)n_blocks + 1, sizeof(int64_t));
+        if (!block_start) n_blocks = 1; /* no room for the starts: one block, one thread */
     }
+    int64_t block_rows = n_blocks > 1 ? VIEW_BLOCK : n;
+    int n_threads = n_blocks > 1 ? threads_for_rows(threads, n) : 1;
+    if (block_start) {
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+        for (int64_t b = 0; b < n_blocks; b++) {
+            int64_t last = (b + 1) * block_rows < n ? (b + 1) * block_rows : n, bytes = 0;
+            for (int64_t i = b * block_rows; i < last; i++) {
+                uint8_t w[17];
+                int64_t len = key_window(plan, (uint64_t)keys[i], w);
+                bytes += len > 12 ? len : 0;
+            }
+            block_start[b + 1] = bytes;
+        }
+        for (int64_t b = 0; b < n_blocks; b++) block_start[b + 1] += block_start[b];
+    }
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t b = 0; b < n_blocks; b++) {
+        int64_t last = (b + 1) * block_rows < n ? (b + 1) * block_rows : n;
+        int64_t at = block_start ? block_start[b] : 0;
+        for (int64_t i = b * block_rows; i < last; i++) {
+            uint8_t w[17];
+            int32_t len = (int32_t)key_window(plan, (uint64_t)keys[i], w);
+            uint8_t *v = out_views + 16 * i;
+            memset(v, 0, 16);
+            memcpy(v, &len, 4);
+            if (len <= 12) {
+                memcpy(v + 4, w, (size_t)len);
+            } else { /* prefix, buffer 0, offset: the plan keeps offsets in int32 */
+                int32_t buffer = 0, offset = (int32_t)at;
+                memcpy(v + 4, w, 4);
+                memcpy(v + 8, &buffer, 4);
+                memcpy(v + 12, &offset, 4);
+                memcpy(out_data + at, w, (size_t)len);
+                at += len;
+            }
+        }
+    }
+    free(block_start);
 }

@@ -109,11 +109,14 @@ int churn_str_key_plan_of(churn_str_key_plan *out, const churn_str_chunk *chunks
 int churn_str_keys(int64_t *out_keys, const churn_str_key_plan *plan,
                    const churn_str_chunk *chunks, int64_t n_chunks, int threads, int portable);
 
-/* The strings of n keys of a plan as large_utf8 buffers: out_offsets (n + 1
- * entries; churn_str_keys_bytes gives the total) and out_data. */
-int64_t churn_str_keys_bytes(const int64_t *keys, int64_t n, const churn_str_key_plan *plan);
-void churn_str_keys_write(int64_t *out_offsets, uint8_t *out_data, const int64_t *keys,
-                          int64_t n, const churn_str_key_plan *plan);
+/* The strings of n keys of a plan as an Arrow string_view array: 16 bytes a
+ * key in out_views; strings of 13 to 16 bytes go to out_data (buffer 0),
+ * which churn_str_keys_long_bytes sizes. Keys no string gave decode to
+ * strings of at most 16 bytes, never out of bounds. */
+int64_t churn_str_keys_long_bytes(const int64_t *keys, int64_t n, const churn_str_key_plan *plan,
+                                  int threads);
+void churn_str_keys_write_views(uint8_t *out_views, uint8_t *out_data, const int64_t *keys,
+                                int64_t n, const churn_str_key_plan *plan, int threads);
 
 /* The hash used to partition and to probe (exposed for tests). */
 uint64_t churn_str_hash(const uint8_t *bytes, int64_t len);

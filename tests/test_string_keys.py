@@ -108,11 +108,13 @@ def test_long_or_too_varied_strings_are_refused() -> None:
     assert string_keys(pa.chunked_array([pa.array([], pa.string())]), 1) is None
 
 
-def test_many_rows_on_two_threads() -> None:
+@pytest.mark.parametrize("form", ["C{:010d}", "cust-{:010d}", "{}"])
+def test_many_rows_on_two_threads(form: str) -> None:
     """Above the one-thread threshold: both threads' blocks, chunk boundaries
-    inside them; the same keys on one thread, and from the tables."""
+    inside them; the same keys on one thread, and from the tables; decoded
+    views inline (11 bytes), out of line (15 bytes) or both, over many blocks."""
     rng = np.random.default_rng(1)
-    ids = np.array([f"C{n:010d}" for n in rng.integers(0, 10**10, 5_000)])
+    ids = np.array([form.format(n) for n in rng.integers(0, 10**10, 5_000)])
     values = ids[rng.integers(0, len(ids), 150_000)].tolist()
     column = pa.chunked_array([pa.array(values[:70_001]), pa.array(values[70_001:])])
     keyed = string_keys(column, 2)
@@ -127,6 +129,7 @@ def test_many_rows_on_two_threads() -> None:
     order = np.argsort(keys, kind="stable")
     assert [values[i] for i in order] == sorted(values)
     assert decode_string_keys(keys, plan).to_pylist() == values
+    assert decode_string_keys(keys, plan, 2).to_pylist() == values
 
 
 def test_a_plan_is_checked_before_use() -> None:

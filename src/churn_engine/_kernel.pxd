@@ -122,7 +122,8 @@ cdef extern from "churn_strings.h":
     int churn_str_keys(int64_t *out_keys, const churn_str_key_plan *plan,
                        const churn_str_chunk *chunks, int64_t n_chunks, int threads,
                        int portable) nogil
-    int64_t churn_str_keys_bytes(const int64_t *keys, int64_t n,
-                                 const churn_str_key_plan *plan) nogil
-    void churn_str_keys_write(int64_t *out_offsets, uint8_t *out_data, const int64_t *keys,
-                              int64_t n, const churn_str_key_plan *plan) nogil
+    int64_t churn_str_keys_long_bytes(const int64_t *keys, int64_t n,
+                                      const churn_str_key_plan *plan, int threads) nogil
+    void churn_str_keys_write_views(uint8_t *out_views, uint8_t *out_data, const int64_t *keys,
+                                    int64_t n, const churn_str_key_plan *plan,
+                                    int threads) nogil

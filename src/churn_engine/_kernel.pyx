@@ -559,25 +559,28 @@ def string_keys(int64_t[::1] out_keys, const uint8_t[::1] plan, list chunks, int
     _check(rc, "encode")
 
 
-def string_keys_decode(const int64_t[::1] keys, const uint8_t[::1] plan):
-    """The strings of ``keys`` under ``plan`` as large_utf8 buffers
-    ``(offsets, data)``. Every key must be one the plan gave (the kernel's
+def string_keys_decode(const int64_t[::1] keys, const uint8_t[::1] plan, int threads=1):
+    """The strings of ``keys`` under ``plan`` as Arrow string_view buffers
+    ``(views, data)``: 16 bytes a key, strings longer than 12 bytes in
+    ``data`` (buffer 0). Every key must be one the plan gave (the kernel's
     group keys are)."""
     cdef const churn_str_key_plan *key_plan = _plan_of(plan)
-    cdef int64_t n = keys.shape[0], i
+    cdef int64_t n = keys.shape[0], i, long_bytes
     cdef uint64_t limit = (<uint64_t>1) << key_plan.packer.bits  # bits <= 63
     for i in range(n):
         if keys[i] < 0 or <uint64_t>keys[i] >= limit:
             raise ValueError(f"string key {keys[i]} is not one of the plan's")
-    offsets_arr = np.empty(n + 1, dtype=np.int64)
-    cdef int64_t[::1] offsets = offsets_arr
-    data_arr = np.empty(churn_str_keys_bytes(&keys[0] if n else NULL, n, key_plan) if n else 0,
-                        dtype=np.uint8)
-    cdef uint8_t[::1] data = data_arr
+    views_arr = np.empty(16 * n, dtype=np.uint8)
+    cdef uint8_t[::1] views = views_arr
     with nogil:
-        churn_str_keys_write(&offsets[0], _mutable_bytes(data), &keys[0] if n else NULL, n,
-                             key_plan)
-    return offsets_arr, data_arr
+        long_bytes = churn_str_keys_long_bytes(&keys[0] if n else NULL, n, key_plan, threads)
+    data_arr = np.empty(long_bytes, dtype=np.uint8)
+    cdef uint8_t[::1] data = data_arr
+    if n:
+        with nogil:
+            churn_str_keys_write_views(&views[0], _mutable_bytes(data), &keys[0], n, key_plan,
+                                       threads)
+    return views_arr, data_arr
 
 
 cdef void _write_dictionary(const churn_str_dict *dictionary, int64_t[::1] offsets,

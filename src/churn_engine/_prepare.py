@@ -531,12 +531,13 @@ def string_keys(column: pa.ChunkedArray, threads: int) -> tuple[np.ndarray, np.n
     return keys, plan
 
 
-def decode_string_keys(keys: np.ndarray, plan: np.ndarray) -> pa.LargeStringArray:
-    """The strings whose :func:`string_keys` are ``keys``."""
-    offsets, data = _kernel.string_keys_decode(np.ascontiguousarray(keys, dtype=np.int64), plan)
-    return pa.LargeStringArray.from_buffers(
-        len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data)
-    )
+def decode_string_keys(keys: np.ndarray, plan: np.ndarray, threads: int = 1) -> pa.Array:
+    """The strings whose :func:`string_keys` are ``keys``, as a string_view
+    array (what Polars takes without a copy)."""
+    keys = np.ascontiguousarray(keys, dtype=np.int64)
+    views, data = _kernel.string_keys_decode(keys, plan, threads)
+    buffers = [None, pa.py_buffer(views), pa.py_buffer(data)]
+    return pa.Array.from_buffers(pa.string_view(), len(keys), buffers, null_count=0)
 
 
 _EMPTY_BYTES = np.empty(0, dtype=np.uint8)

@@ -201,10 +201,11 @@ def _compute_cuts(
     return RfmCuts(tuple(recency), tuple(frequency), tuple(monetary))
 
 
-def _customer_ids(prepared: Prepared, keys: np.ndarray, name: str) -> pl.Series:
-    """Output ids from the kernel's customer keys."""
+def _customer_ids(prepared: Prepared, keys: np.ndarray, name: str, threads: int = 0) -> pl.Series:
+    """Output ids from the kernel's customer keys (``threads``: for decoding
+    string keys; 0: all cores)."""
     if prepared.id_key_plan is not None:
-        strings = decode_string_keys(keys, prepared.id_key_plan)
+        strings = decode_string_keys(keys, prepared.id_key_plan, threads)
         return pl.Series(name, strings, dtype=pl.String).cast(prepared.id_dtype)
     if prepared.id_kind == "string":
         assert prepared.id_dictionary is not None
@@ -228,7 +229,7 @@ def _output_ids(prepared: Prepared, config: ScoreConfig, keys: np.ndarray) -> pl
         and (len(keys) == 0 or keys[-1] == len(keys) - 1)
     ):
         return dictionary.alias(name).cast(prepared.id_dtype)
-    return _customer_ids(prepared, keys, name)
+    return _customer_ids(prepared, keys, name, 0 if config.threads is None else config.threads)
 
 
 def _assemble(
