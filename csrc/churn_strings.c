@@ -1406,14 +1406,33 @@ int churn_str_key_plan_of(churn_str_key_plan *out, const churn_str_chunk *chunks
     return CHURN_OK;
 }
 
-/* The keys of the rows [begin, end); 0 when a row is longer than 16 bytes. */
+/* The window words of the bits the plan holds constant. */
+static void constant_words(const churn_str_key_plan *plan, uint64_t *hi, uint64_t *lo,
+                           uint64_t *len) {
+    *hi = *lo = 0;
+    for (int j = 0; j < 8; j++) {
+        *hi = (*hi << 8) | plan->constant[j];
+        *lo = (*lo << 8) | plan->constant[8 + j];
+    }
+    *len = plan->constant[16];
+}
+
+/* The keys of the rows [begin, end); 0 when a row is not one the plan
+ * describes (longer than 16 bytes, or a bit the plan holds constant differs:
+ * its key would stand for another string). */
 #define KEYS_OF_ROWS(KEY)                                                        \
+    uint64_t fixed_hi;                                                           \
+    uint64_t fixed_lo;                                                           \
+    uint64_t fixed_len;                                                          \
+    constant_words(plan, &fixed_hi, &fixed_lo, &fixed_len);                      \
     FOR_ROW_RANGE(chunks, n_chunks, begin, end, {                                \
         for (int64_t i = first; i < last; i++) {                                 \
             uint64_t hi;                                                         \
             uint64_t lo;                                                         \
             int64_t len = row_window(c, i, &hi, &lo);                            \
-            if (len > 16) {                                                      \
+            if (len > 16 || ((hi & ~plan->hi_mask) ^ fixed_hi) |                 \
+                                ((lo & ~plan->lo_mask) ^ fixed_lo) |             \
+                                (((uint64_t)len & ~plan->len_mask) ^ fixed_len)) { \
                 ok = 0;                                                          \
                 break;                                                           \
             }                                                                    \

@@ -105,7 +105,8 @@ int churn_str_key_plan_of(churn_str_key_plan *out, const churn_str_chunk *chunks
 /* Every row's key (chunks one after the other), for a plan that fits these
  * strings. portable: byte tables instead of the BMI2 pext instruction (the
  * same keys; tests compare the two). Returns CHURN_OK or CHURN_ERR_BAD_STRING
- * (a string the plan does not describe). */
+ * (a string the plan does not describe: longer than 16 bytes, or differing in
+ * a bit the plan holds constant). */
 int churn_str_keys(int64_t *out_keys, const churn_str_key_plan *plan,
                    const churn_str_chunk *chunks, int64_t n_chunks, int threads, int portable);
 

@@ -108,13 +108,16 @@ def test_long_or_too_varied_strings_are_refused() -> None:
     assert string_keys(pa.chunked_array([pa.array([], pa.string())]), 1) is None
 
 
-@pytest.mark.parametrize("form", ["C{:010d}", "cust-{:010d}", "{}"])
-def test_many_rows_on_two_threads(form: str) -> None:
+@pytest.mark.parametrize(
+    ("form", "top"), [("C{:010d}", 10**10), ("cust-{:010d}", 10**10), ("{}", 10**13)]
+)
+def test_many_rows_on_two_threads(form: str, top: int) -> None:
     """Above the one-thread threshold: both threads' blocks, chunk boundaries
     inside them; the same keys on one thread, and from the tables; decoded
-    views inline (11 bytes), out of line (15 bytes) or both, over many blocks."""
+    views inline (11 bytes), out of line (15 bytes) or both (1-13 digits),
+    over many blocks."""
     rng = np.random.default_rng(1)
-    ids = np.array([form.format(n) for n in rng.integers(0, 10**10, 5_000)])
+    ids = np.array([form.format(n) for n in rng.integers(0, top, 5_000)])
     values = ids[rng.integers(0, len(ids), 150_000)].tolist()
     column = pa.chunked_array([pa.array(values[:70_001]), pa.array(values[70_001:])])
     keyed = string_keys(column, 2)
@@ -144,10 +147,13 @@ def test_a_plan_is_checked_before_use() -> None:
         decode_string_keys(keys, broken)
     with pytest.raises(ValueError, match="not one of the plan's"):
         decode_string_keys(np.array([1 << 40], dtype=np.int64), plan)
-    # strings the plan does not describe (one too long)
-    longer = _string_chunks(pa.chunked_array([pa.array(["a" * 17])]))
-    with pytest.raises(KernelError):
-        _kernel.string_keys(np.empty(1, dtype=np.int64), plan, longer, 1)
+    # strings the plan does not describe: too long, or another constant byte
+    for other in ["a" * 17, "b1", "a1\x00"]:
+        chunks = _string_chunks(pa.chunked_array([pa.array([other])]))
+        with pytest.raises(KernelError):
+            _kernel.string_keys(np.empty(1, dtype=np.int64), plan, chunks, 1)
+        with pytest.raises(KernelError):
+            _kernel.string_keys(np.empty(1, dtype=np.int64), plan, chunks, 1, portable=True)
 
 
 def _log(ids: list[str], kind: pa.DataType | None = None) -> pa.Table:
@@ -205,9 +211,12 @@ def test_polars_and_unclean_inputs_take_keys_on_the_plain_path(tmp_path: Any) ->
     path = tmp_path / "log.parquet"
     frame.write_parquet(path)
     _same(churn_engine.Scorer().run(str(path)), _without_keys(str(path)))
-    # a NaN amount: the fast path declines, quarantine goes through Polars
-    bad = table.set_column(2, "amount", pa.array([1.0, float("nan"), 2.0, 3.0, 4.0]))
-    assert _fastprep.fast_prepare(bad, ScoreConfig(), None) is None
+    # a NaN amount in a Polars frame: the keys of the accepted rows, with rejects
+    bad_table = table.set_column(2, "amount", pa.array([1.0, float("nan"), 2.0, 3.0, 4.0]))
+    assert _fastprep.fast_prepare(bad_table, ScoreConfig(), None) is None
+    bad = pl.from_arrow(bad_table)
+    prepared = prepare_source(bad, ScoreConfig(on_error="quarantine"), None)
+    assert prepared.id_key_plan is not None and prepared.rows_rejected == 1
     keyed = churn_engine.Scorer(on_error="quarantine").run(bad)
     ranked = _without_keys(bad, on_error="quarantine")
     _same(keyed, ranked)

@@ -509,7 +509,9 @@ def _window_occasions(
     if prepared.id_rank_of_code is not None:
         key_values = prepared.id_rank_of_code[key_values]
     columns: dict[str, pl.Series] = {
-        config.customer_col: _customer_ids(prepared, key_values, config.customer_col)
+        config.customer_col: _customer_ids(
+            prepared, key_values, config.customer_col, config.threads or 0
+        )
     }
     if with_cat:
         assert config.category_col is not None and prepared.categories is not None

@@ -117,6 +117,7 @@ cdef extern from "churn_strings.h":
     ctypedef struct churn_str_key_plan:
         int fits
         churn_str_packer packer
+        uint64_t hi_mask, lo_mask, len_mask
     int churn_str_key_plan_of(churn_str_key_plan *out, const churn_str_chunk *chunks,
                               int64_t n_chunks, int threads) nogil
     int churn_str_keys(int64_t *out_keys, const churn_str_key_plan *plan,

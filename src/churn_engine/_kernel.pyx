@@ -538,9 +538,19 @@ cdef const churn_str_key_plan *_plan_of(const uint8_t[::1] plan_bytes) except NU
         if plan.packer.byte[k] > 16 or not 1 <= plan.packer.width[k] <= 8:
             raise ValueError("not a string key plan")
         bits += plan.packer.width[k]
-    if bits != plan.packer.bits or bits > 63:
+    if bits != plan.packer.bits or bits > 63 or plan.len_mask > 0xFF or (
+        _popcount(plan.hi_mask) + _popcount(plan.lo_mask) + _popcount(plan.len_mask) != bits
+    ):  # the pext path shifts by these counts
         raise ValueError("not a string key plan")
     return plan
+
+
+cdef int _popcount(uint64_t x) noexcept:
+    cdef int n = 0
+    while x:
+        x &= x - 1
+        n += 1
+    return n
 
 
 def string_keys(int64_t[::1] out_keys, const uint8_t[::1] plan, list chunks, int threads,

@@ -72,7 +72,8 @@ class Prepared:
     n_rows: int
     id_kind: str  # "int", "uint64" or "string"
     id_dtype: pl.DataType
-    id_segments: list[np.ndarray]  # int64 ids ("int"/"uint64") or int32 ranks ("string")
+    #: int64 ids ("int"/"uint64"); "string": int32 ranks, or int64 keys with id_key_plan
+    id_segments: list[np.ndarray]
     id_dictionary: pl.Series | None  # string ids: distinct values in ascending byte order
     #: dictionary code -> rank when id_segments hold codes; None: they hold ranks
     id_rank_of_code: np.ndarray | None
