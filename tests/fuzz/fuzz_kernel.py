@@ -46,7 +46,7 @@ with atheris.instrument_imports(include=["churn_engine"]):
 
     import churn_engine
     from churn_engine import _kernel
-    from churn_engine._prepare import _string_chunks
+    from churn_engine._prepare import _string_chunks, decode_string_keys
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MAX_DAY = 2_932_896  # 9999-12-31 as days since 1970-01-01
@@ -437,6 +437,27 @@ def check_strings(d: Draw) -> None:
     assert len(offsets) == len(distinct) + 1
     rank = {v: i for i, v in enumerate(distinct)}
     assert ranks.tolist() == [rank[s.encode()] for s in strings], "ranks differ"
+    check_string_keys(d, strings, chunks, ranks)
+
+
+def check_string_keys(d: Draw, strings: list[str], chunks: list, ranks: np.ndarray) -> None:
+    """The int64 keys of the same chunks: they order like the ranks (byte
+    order), decode to the strings, pext and byte tables agree; refused only
+    when a string is longer than 16 bytes or more than 63 bits vary."""
+    threads = d.int(1, 3)
+    plan = _kernel.string_key_plan(chunks, threads)
+    if plan is None:
+        return
+    assert all(len(s.encode()) <= 16 for s in strings), "a plan for a long string"
+    keys = np.empty(len(strings), dtype=np.int64)
+    _kernel.string_keys(keys, plan, chunks, threads)
+    portable = np.empty_like(keys)
+    _kernel.string_keys(portable, plan, chunks, threads, portable=True)
+    assert np.array_equal(keys, portable), "pext and byte tables differ"
+    order = np.argsort(keys, kind="stable")
+    assert np.array_equal(ranks[order], np.sort(ranks)), "keys out of byte order"
+    assert len(np.unique(keys)) == len(np.unique(ranks)), "keys merge or split strings"
+    assert decode_string_keys(keys, plan, threads).to_pylist() == strings, "decoding differs"
 
 
 # -- entry point -------------------------------------------------------------
