@@ -1,6 +1,7 @@
 #include "churn_partition.h"
 #include "churn_bits.h"
 #include "churn_status.h"
+#include "churn_threads.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,18 +33,10 @@ static inline int64_t key_at(const churn_segment *s, const int32_t *rank_of_code
         }                                                                        \
     } while (0)
 
-static inline int n_threads_for(int threads, int64_t n_rows) {
-    int n_threads = 1;
-#ifdef _OPENMP
-    n_threads = threads > 0 ? threads : omp_get_max_threads();
-#endif
-    return n_rows < (1 << 16) ? 1 : n_threads; /* not worth waking threads */
-}
-
 int churn_column_ranges(churn_ranges *out, const churn_segment *segments, int64_t n_segments,
                         const int32_t *rank_of_code, int64_t n_codes, int64_t n_rows,
                         int threads) {
-    int n_threads = n_threads_for(threads, n_rows);
+    int n_threads = churn_threads_for(threads, n_rows);
     churn_ranges all = {~(uint64_t)0, 0, INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN};
     int failed = 0;
 #pragma omp parallel num_threads(n_threads)
@@ -152,7 +145,7 @@ int churn_partition_rows(void *out, int64_t *part_offsets, int64_t n_parts, uint
                          int shift, const churn_packing *packing,
                          const churn_segment *segments, int64_t n_segments,
                          const int32_t *rank_of_code, int64_t n_rows, int threads) {
-    int n_threads = n_threads_for(threads, n_rows);
+    int n_threads = churn_threads_for(threads, n_rows);
     /* counts[t * n_parts + p]: rows of thread t for partition p, then its cursor */
     int64_t *counts = (int64_t *)calloc((size_t)n_threads * (size_t)n_parts, sizeof(int64_t));
     if (!counts) return CHURN_ERR_NOMEM;

@@ -2,6 +2,7 @@
 #include "churn_strings.h"
 #include "churn_bits.h"
 #include "churn_status.h"
+#include "churn_threads.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -1326,14 +1327,6 @@ static inline int64_t row_window(const churn_str_chunk *c, int64_t i, uint64_t *
     return len;
 }
 
-static inline int threads_for_rows(int threads, int64_t n_rows) {
-    int n_threads = 1;
-#ifdef _OPENMP
-    n_threads = threads > 0 ? threads : omp_get_max_threads();
-#endif
-    return n_rows < (1 << 16) ? 1 : n_threads; /* not worth waking threads */
-}
-
 int churn_str_key_plan_of(churn_str_key_plan *out, const churn_str_chunk *chunks,
                           int64_t n_chunks, int threads) {
     memset(out, 0, sizeof(*out));
@@ -1344,7 +1337,7 @@ int churn_str_key_plan_of(churn_str_key_plan *out, const churn_str_chunk *chunks
         n_rows += chunks[k].n;
     }
     if (n_rows == 0) return CHURN_OK; /* nothing to key: does not fit */
-    int n_threads = threads_for_rows(threads, n_rows);
+    int n_threads = churn_threads_for(threads, n_rows);
     uint64_t any[3] = {0, 0, 0}, all[3] = {~(uint64_t)0, ~(uint64_t)0, ~(uint64_t)0};
     int too_long = 0;
 #pragma omp parallel num_threads(n_threads)
@@ -1493,7 +1486,7 @@ int churn_str_keys(int64_t *out_keys, const churn_str_key_plan *plan,
     use_pext = !portable && __builtin_cpu_supports("bmi2");
 #endif
     (void)portable;
-    int n_threads = threads_for_rows(threads, n_rows), ok = 1;
+    int n_threads = churn_threads_for(threads, n_rows), ok = 1;
 #pragma omp parallel num_threads(n_threads)
     {
         int t = thread_id(), team = team_size();
@@ -1534,7 +1527,7 @@ int64_t churn_str_keys_long_bytes(const int64_t *keys, int64_t n, const churn_st
                                   int threads) {
     if (!may_be_long(plan)) return 0;
     int64_t bytes = 0;
-#pragma omp parallel for num_threads(threads_for_rows(threads, n)) schedule(static) \
+#pragma omp parallel for num_threads(churn_threads_for(threads, n)) schedule(static) \
     reduction(+ : bytes)
     for (int64_t i = 0; i < n; i++) {
         uint8_t w[17];
@@ -1555,7 +1548,7 @@ void churn_str_keys_write_views(uint8_t *out_views, uint8_t *out_data, const int
         if (!block_start) n_blocks = 1; /* no room for the starts: one block, one thread */
     }
     int64_t block_rows = n_blocks > 1 ? VIEW_BLOCK : n;
-    int n_threads = n_blocks > 1 ? threads_for_rows(threads, n) : 1;
+    int n_threads = n_blocks > 1 ? churn_threads_for(threads, n) : 1;
     if (block_start) {
 #pragma omp parallel for num_threads(n_threads) schedule(static)
         for (int64_t b = 0; b < n_blocks; b++) {
