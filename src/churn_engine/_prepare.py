@@ -632,7 +632,7 @@ def _to_segments(
     types: dict[str, pl.DataType],
     prebound: PreboundIds | None = None,
 ) -> None:
-    ranks = None
+    encoded = None  # string ids: int32 ranks or int64 keys, one per row
     if prebound is not None:
         # the id column holds the ranks already: read below like integer ids
         prepared.id_dictionary = prebound.dictionary
@@ -642,13 +642,13 @@ def _to_segments(
         threads = 0 if config.threads is None else config.threads
         keyed = string_keys(ids, threads)
         if keyed is not None:
-            ranks, prepared.id_key_plan = keyed
+            encoded, prepared.id_key_plan = keyed
         else:
-            ranks, dictionary = encode_strings(ids, threads)
+            encoded, dictionary = encode_strings(ids, threads)
             prepared.id_dictionary = pl.Series(config.customer_col, dictionary, dtype=pl.String)
         del ids
     names = [c for c in (_ID, _DAY, _AMOUNT, _CAT) if c in frame.columns]
-    if ranks is not None:
+    if encoded is not None:
         names.remove(_ID)
     table = frame.select(names).to_arrow()
     cat_rank = None
@@ -665,8 +665,8 @@ def _to_segments(
         if batch.num_rows == 0:
             continue
         columns = dict(zip(batch.schema.names, batch.columns, strict=True))
-        if ranks is not None:
-            prepared.id_segments.append(ranks[start : start + batch.num_rows])
+        if encoded is not None:
+            prepared.id_segments.append(encoded[start : start + batch.num_rows])
             start += batch.num_rows
         else:
             ids = _view(columns[_ID])
