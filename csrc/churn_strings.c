@@ -1299,12 +1299,26 @@ static inline void load_window(const uint8_t *s, int64_t len, const uint8_t *end
     }
 }
 
-/* Row i of chunk c (check_chunk accepted c): its length and, when it is at
- * most 16, its window words. */
+/* The shape of a chunk (kind, buffers present), in constant time: the
+ * offsets and views themselves are checked row by row by row_window, inside
+ * the parallel passes, rather than by check_chunk's pass on one thread. */
+static int check_chunk_shape(const churn_str_chunk *c) {
+    if (c->n < 0) return CHURN_ERR_BAD_STRING;
+    if (c->n == 0) return CHURN_OK;
+    if (c->kind == CHURN_STR_VIEW) return c->views ? CHURN_OK : CHURN_ERR_BAD_STRING;
+    if (c->kind != CHURN_STR_UTF8 && c->kind != CHURN_STR_LARGE_UTF8) return CHURN_ERR_BAD_STRING;
+    if (c->kind == CHURN_STR_UTF8 ? !c->offsets32 : !c->offsets64) return CHURN_ERR_BAD_STRING;
+    return c->data ? CHURN_OK : CHURN_ERR_BAD_STRING;
+}
+
+/* Row i of a chunk of a checked shape: its length (-1 when its offsets or
+ * view point outside their buffers) and, when it is at most 16, its window
+ * words. */
 static inline int64_t row_window(const churn_str_chunk *c, int64_t i, uint64_t *hi, uint64_t *lo) {
     if (c->kind == CHURN_STR_VIEW) {
         const uint8_t *v = c->views + 16 * i;
         int64_t len = load_i32(v);
+        if (len < 0) return -1;
         if (len <= 12) { /* inline: the view's 12 bytes from v + 4 */
             uint32_t w1;
             memcpy(&w1, v + 12, 4);
@@ -1315,15 +1329,26 @@ static inline int64_t row_window(const churn_str_chunk *c, int64_t i, uint64_t *
             *lo = top_bytes((uint64_t)w1 << 32, len - 8);
             return len;
         }
+        int32_t buffer = load_i32(v + 8), offset = load_i32(v + 12);
+        if (buffer < 0 || buffer >= c->n_buffers || offset < 0 || !c->buffers[buffer] ||
+            (int64_t)offset + len > c->buffer_lens[buffer])
+            return -1;
         if (len > 16) return len;
-        int32_t buffer = load_i32(v + 8);
-        const uint8_t *s = c->buffers[buffer] + load_i32(v + 12);
+        const uint8_t *s = c->buffers[buffer] + offset;
         load_window(s, len, c->buffers[buffer] + c->buffer_lens[buffer], hi, lo);
         return len;
     }
-    int64_t len;
-    const uint8_t *s = str_at(c, i, &len);
-    if (len <= 16) load_window(s, len, c->data + c->data_len, hi, lo);
+    int64_t start, end;
+    if (c->kind == CHURN_STR_UTF8) {
+        start = c->offsets32[i];
+        end = c->offsets32[i + 1];
+    } else {
+        start = c->offsets64[i];
+        end = c->offsets64[i + 1];
+    }
+    if (start < 0 || end < start || end > c->data_len) return -1;
+    int64_t len = end - start;
+    if (len <= 16) load_window(c->data + start, len, c->data + c->data_len, hi, lo);
     return len;
 }
 
@@ -1332,26 +1357,27 @@ int churn_str_key_plan_of(churn_str_key_plan *out, const churn_str_chunk *chunks
     memset(out, 0, sizeof(*out));
     int64_t n_rows = 0;
     for (int64_t k = 0; k < n_chunks; k++) {
-        int rc = check_chunk(&chunks[k]);
+        int rc = check_chunk_shape(&chunks[k]);
         if (rc != CHURN_OK) return rc;
         n_rows += chunks[k].n;
     }
     if (n_rows == 0) return CHURN_OK; /* nothing to key: does not fit */
     int n_threads = churn_threads_for(threads, n_rows);
     uint64_t any[3] = {0, 0, 0}, all[3] = {~(uint64_t)0, ~(uint64_t)0, ~(uint64_t)0};
-    int too_long = 0;
+    int too_long = 0, bad = 0;
 #pragma omp parallel num_threads(n_threads)
     {
         int t = thread_id(), team = team_size();
         int64_t begin = n_rows * t / team, end = n_rows * (t + 1) / team;
         uint64_t my_any[3] = {0, 0, 0}, my_all[3] = {~(uint64_t)0, ~(uint64_t)0, ~(uint64_t)0};
-        int mine_too_long = 0;
+        int mine_too_long = 0, mine_bad = 0;
         FOR_ROW_RANGE(chunks, n_chunks, begin, end, {
             for (int64_t i = first; i < last; i++) {
                 uint64_t hi;
                 uint64_t lo;
                 int64_t len = row_window(c, i, &hi, &lo);
-                if (len > 16) {
+                if (len < 0 || len > 16) { /* bad, or too long: either ends the pass */
+                    mine_bad = len < 0;
                     mine_too_long = 1;
                     break;
                 }
@@ -1367,12 +1393,16 @@ int churn_str_key_plan_of(churn_str_key_plan *out, const churn_str_chunk *chunks
 #pragma omp critical
         {
             too_long |= mine_too_long;
+            bad |= mine_bad;
             for (int k = 0; k < 3; k++) {
                 any[k] |= my_any[k];
                 all[k] &= my_all[k];
             }
         }
     }
+    if (bad) return CHURN_ERR_BAD_STRING;
+    /* a string longer than 16 bytes: no plan; the encoder, which checks every
+     * row (also those this pass did not reach), takes the column */
     if (too_long) return CHURN_OK;
     window varying = {any[0] ^ all[0], any[1] ^ all[1], (uint32_t)(any[2] ^ all[2])};
     packer_init(&out->packer, &varying);
@@ -1423,7 +1453,7 @@ static void constant_words(const churn_str_key_plan *plan, uint64_t *hi, uint64_
             uint64_t hi;                                                         \
             uint64_t lo;                                                         \
             int64_t len = row_window(c, i, &hi, &lo);                            \
-            if (len > 16 || ((hi & ~plan->hi_mask) ^ fixed_hi) |                 \
+            if (len < 0 || len > 16 || ((hi & ~plan->hi_mask) ^ fixed_hi) |                 \
                                 ((lo & ~plan->lo_mask) ^ fixed_lo) |             \
                                 (((uint64_t)len & ~plan->len_mask) ^ fixed_len)) { \
                 ok = 0;                                                          \
@@ -1476,7 +1506,7 @@ int churn_str_keys(int64_t *out_keys, const churn_str_key_plan *plan,
                    const churn_str_chunk *chunks, int64_t n_chunks, int threads, int portable) {
     int64_t n_rows = 0;
     for (int64_t k = 0; k < n_chunks; k++) {
-        int rc = check_chunk(&chunks[k]);
+        int rc = check_chunk_shape(&chunks[k]);
         if (rc != CHURN_OK) return rc;
         n_rows += chunks[k].n;
     }

@@ -222,3 +222,35 @@ def test_polars_and_unclean_inputs_take_keys_on_the_plain_path(tmp_path: Any) ->
     _same(keyed, ranked)
     assert keyed.rejects is not None and ranked.rejects is not None
     assert keyed.rejects.equals(ranked.rejects)
+
+
+def test_malformed_buffers_are_refused_row_by_row() -> None:
+    """The key passes check each row's offsets or view themselves (no separate
+    pass): every malformed row raises, wherever it is, on 1 and 2 threads."""
+    n = 70_000  # above the one-thread threshold
+    strings = [f"id{i % 997:04d}" for i in range(n)]
+    data = np.frombuffer("".join(strings).encode(), np.uint8)
+    good = np.concatenate([[0], np.cumsum([len(s) for s in strings])]).astype(np.int32)
+    chunks = [(_kernel.STRING_UTF8, n, good, [data])]
+    plan = _kernel.string_key_plan(chunks, 2)
+    assert plan is not None
+    for row in (0, n // 2 + 1, n - 1):
+        for value in (-1, int(good[-1]) + 5):  # negative, past the data
+            bad = good.copy()
+            bad[row + 1] = value
+            bad_chunks = [(_kernel.STRING_UTF8, n, bad, [data])]
+            for threads in (1, 2):
+                with pytest.raises(KernelError, match="outside their buffers"):
+                    _kernel.string_key_plan(bad_chunks, threads)
+                with pytest.raises(KernelError, match="outside their buffers"):
+                    _kernel.string_keys(np.empty(n, np.int64), plan, bad_chunks, threads)
+    # views: 15 bytes out of line in a buffer too short, a buffer that is not
+    # there, a negative length
+    view = np.zeros(16, np.uint8)
+    for length, buffer, offset in ((15, 0, 0), (15, 1, 0), (14, 0, -1), (-3, 0, 0)):
+        view[:4] = np.frombuffer(np.int32(length).tobytes(), np.uint8)
+        view[8:12] = np.frombuffer(np.int32(buffer).tobytes(), np.uint8)
+        view[12:16] = np.frombuffer(np.int32(offset).tobytes(), np.uint8)
+        short = np.frombuffer(b"abcdef", np.uint8)
+        with pytest.raises(KernelError, match="outside their buffers"):
+            _kernel.string_key_plan([(_kernel.STRING_VIEW, 1, view.copy(), [short])], 1)
