@@ -102,6 +102,17 @@ static inline uint64_t load64(const uint8_t *p) {
     return v;
 }
 
+/* Where string i of a utf8 or large_utf8 chunk starts and ends in its data. */
+static inline void offsets_at(const churn_str_chunk *c, int64_t i, int64_t *start, int64_t *end) {
+    if (c->kind == CHURN_STR_UTF8) {
+        *start = c->offsets32[i];
+        *end = c->offsets32[i + 1];
+    } else {
+        *start = c->offsets64[i];
+        *end = c->offsets64[i + 1];
+    }
+}
+
 /* String i of chunk c (check_chunk accepted c). */
 static inline const uint8_t *str_at(const churn_str_chunk *c, int64_t i, int64_t *len) {
     if (c->kind == CHURN_STR_VIEW) {
@@ -112,13 +123,7 @@ static inline const uint8_t *str_at(const churn_str_chunk *c, int64_t i, int64_t
         return c->buffers[load_i32(v + 8)] + load_i32(v + 12);
     }
     int64_t start, end;
-    if (c->kind == CHURN_STR_UTF8) {
-        start = c->offsets32[i];
-        end = c->offsets32[i + 1];
-    } else {
-        start = c->offsets64[i];
-        end = c->offsets64[i + 1];
-    }
+    offsets_at(c, i, &start, &end);
     *len = end - start;
     return c->data + start;
 }
@@ -1339,13 +1344,7 @@ static inline int64_t row_window(const churn_str_chunk *c, int64_t i, uint64_t *
         return len;
     }
     int64_t start, end;
-    if (c->kind == CHURN_STR_UTF8) {
-        start = c->offsets32[i];
-        end = c->offsets32[i + 1];
-    } else {
-        start = c->offsets64[i];
-        end = c->offsets64[i + 1];
-    }
+    offsets_at(c, i, &start, &end);
     if (start < 0 || end < start || end > c->data_len) return -1;
     int64_t len = end - start;
     if (len <= 16) load_window(c->data + start, len, c->data + c->data_len, hi, lo);
