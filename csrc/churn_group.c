@@ -46,11 +46,11 @@ static inline uint64_t slot_of(int64_t key, uint64_t mask) {
     return (h ^ (h >> 29)) & mask;
 }
 
-/* Local codes of n keys (the int64 at keys + i * stride, shifted right by
- * shift): row_codes, counts, uniques (key, code in .day). Then the distinct
- * keys are ordered and counts become each code's first position. Returns
- * the number of codes. */
-static int32_t code_and_place(churn_group_buffers *b, const int64_t *keys, int64_t stride,
+/* Local codes of n keys (the 64 bits at the start of each row_bytes-long
+ * row, shifted right by shift): row_codes, counts, uniques (key, code in
+ * .day). Then the distinct keys are ordered and counts become each code's
+ * first position. Returns the number of codes. */
+static int32_t code_and_place(churn_group_buffers *b, const void *rows, size_t row_bytes,
                               int shift, int64_t n) {
     /* a table of at least 2n slots, but no bigger than needed for this n */
     uint64_t slots = 16;
@@ -59,8 +59,11 @@ static int32_t code_and_place(churn_group_buffers *b, const int64_t *keys, int64
     memset(b->slot_codes, 0xff, slots * sizeof(int32_t));
 
     int32_t n_codes = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t key = (int64_t)((uint64_t)keys[i * stride] >> shift);
+    const char *row = (const char *)rows;
+    for (int64_t i = 0; i < n; i++, row += row_bytes) {
+        uint64_t word;
+        memcpy(&word, row, 8); /* 12-byte rows leave words unaligned */
+        int64_t key = (int64_t)(word >> shift);
         uint64_t s = slot_of(key, mask);
         int32_t code;
         for (;;) {
@@ -97,50 +100,61 @@ int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) {
     if (n < 2) return CHURN_OK;
     if (n > INT32_MAX) return CHURN_ERR_TOO_MANY; /* local codes are int32 */
     if (reserve(b, n) != CHURN_OK) return CHURN_ERR_NOMEM;
-    if (code_and_place(b, &rows[0].key, sizeof(churn_row) / 8, 0, n) == 1) return CHURN_OK;
+    if (code_and_place(b, rows, sizeof(churn_row), 0, n) == 1) return CHURN_OK;
     for (int64_t i = 0; i < n; i++) b->scratch[b->counts[b->row_codes[i]]++] = rows[i];
     memcpy(rows, b->scratch, (size_t)n * sizeof(churn_row));
     return CHURN_OK;
 }
 
+/* churn_group_packed_partition for records of type T (a uint64_t word
+ * first), each customer's rows then sorted by SORT. */
+#define GROUP_PACKED(T, SORT)                                                               \
+    do {                                                                                    \
+        if (n < 2) return CHURN_OK;                                                         \
+        if (n > INT32_MAX) return CHURN_ERR_TOO_MANY;                                       \
+        /* dense keys (string ranks, consecutive ids): few enough possible key             \
+         * offsets to count them directly, no hashing and no sort of the keys */           \
+        int direct = key_bits <= 24 && ((int64_t)1 << key_bits) <= 2 * n;                   \
+        int64_t n_keys = direct ? (int64_t)1 << key_bits : 0;                               \
+        if (reserve(b, n > n_keys ? n : n_keys) != CHURN_OK) return CHURN_ERR_NOMEM;        \
+        /* scratch holds n churn_rows, room for n packed rows */                            \
+        T *scratch = (T *)b->scratch;                                                       \
+        if (direct) {                                                                       \
+            int64_t *next = b->counts;                                                      \
+            memset(next, 0, (size_t)n_keys * sizeof(int64_t));                              \
+            for (int64_t i = 0; i < n; i++) next[rows[i].word >> key_shift]++;              \
+            int64_t start = 0;                                                              \
+            for (int64_t k = 0; k < n_keys; k++) {                                          \
+                int64_t c = next[k];                                                        \
+                next[k] = start;                                                            \
+                start += c;                                                                 \
+            }                                                                               \
+            for (int64_t i = 0; i < n; i++) scratch[next[rows[i].word >> key_shift]++] = rows[i]; \
+            memcpy(rows, scratch, (size_t)n * sizeof(T));                                   \
+        } else if (code_and_place(b, rows, sizeof(T), key_shift, n) > 1) {                  \
+            for (int64_t i = 0; i < n; i++) scratch[b->counts[b->row_codes[i]]++] = rows[i]; \
+            memcpy(rows, scratch, (size_t)n * sizeof(T));                                   \
+        }                                                                                   \
+        /* then each customer's rows by (cat, day, amount) */                               \
+        int64_t start = 0;                                                                  \
+        while (start < n) {                                                                 \
+            uint64_t key = rows[start].word >> key_shift;                                   \
+            int64_t end = start + 1;                                                        \
+            while (end < n && rows[end].word >> key_shift == key) end++;                    \
+            if (end - start > 1) SORT(rows + start, end - start);                           \
+            start = end;                                                                    \
+        }                                                                                   \
+        return CHURN_OK;                                                                    \
+    } while (0)
+
 int churn_group_packed_partition(churn_packed_row *rows, int64_t n, int key_shift,
                                  int key_bits, churn_group_buffers *b) {
-    if (n < 2) return CHURN_OK;
-    if (n > INT32_MAX) return CHURN_ERR_TOO_MANY;
-    /* dense keys (string ranks, consecutive ids): few enough possible key
-     * offsets to count them directly, no hashing and no sort of the keys */
-    int direct = key_bits <= 24 && ((int64_t)1 << key_bits) <= 2 * n;
-    int64_t n_keys = direct ? (int64_t)1 << key_bits : 0;
-    if (reserve(b, n > n_keys ? n : n_keys) != CHURN_OK) return CHURN_ERR_NOMEM;
-    /* scratch holds n churn_rows, room for n packed rows */
-    churn_packed_row *scratch = (churn_packed_row *)b->scratch;
-    if (direct) {
-        int64_t *next = b->counts;
-        memset(next, 0, (size_t)n_keys * sizeof(int64_t));
-        for (int64_t i = 0; i < n; i++) next[rows[i].word >> key_shift]++;
-        int64_t start = 0;
-        for (int64_t k = 0; k < n_keys; k++) {
-            int64_t c = next[k];
-            next[k] = start;
-            start += c;
-        }
-        for (int64_t i = 0; i < n; i++) scratch[next[rows[i].word >> key_shift]++] = rows[i];
-        memcpy(rows, scratch, (size_t)n * sizeof(churn_packed_row));
-    } else if (code_and_place(b, (const int64_t *)&rows[0].word, sizeof(churn_packed_row) / 8,
-                              key_shift, n) > 1) {
-        for (int64_t i = 0; i < n; i++) scratch[b->counts[b->row_codes[i]]++] = rows[i];
-        memcpy(rows, scratch, (size_t)n * sizeof(churn_packed_row));
-    }
-    /* then each customer's rows by (cat, day, amount) */
-    int64_t start = 0;
-    while (start < n) {
-        uint64_t key = rows[start].word >> key_shift;
-        int64_t end = start + 1;
-        while (end < n && rows[end].word >> key_shift == key) end++;
-        if (end - start > 1) churn_sort_packed_rows(rows + start, end - start);
-        start = end;
-    }
-    return CHURN_OK;
+    GROUP_PACKED(churn_packed_row, churn_sort_packed_rows);
+}
+
+int churn_group_tight_partition(churn_tight_row *rows, int64_t n, int key_shift,
+                                int key_bits, churn_group_buffers *b) {
+    GROUP_PACKED(churn_tight_row, churn_sort_tight_rows);
 }
 
 enum { RELEASE_BLOCK = 2 << 20 };

@@ -39,6 +39,9 @@ int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b);
  * directly instead of hashed. */
 int churn_group_packed_partition(churn_packed_row *rows, int64_t n, int key_shift,
                                  int key_bits, churn_group_buffers *b);
+/* The same for 12-byte rows (the amount code breaks ties). */
+int churn_group_tight_partition(churn_tight_row *rows, int64_t n, int key_shift,
+                                int key_bits, churn_group_buffers *b);
 
 /* Gives consumed rows back to the system while a pass still runs, so a
  * pass that reads a large buffer partition by partition does not hold it all

@@ -3,13 +3,14 @@
 #include "churn_status.h"
 #include "churn_threads.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-/* bytes staged per partition: 3 cache lines, 8 rows or 12 packed rows */
+/* bytes staged per partition: 3 cache lines, 8 rows, 12 packed or 16 tight rows */
 enum { STAGE_BYTES = 192 };
 
 static inline uint64_t flip(int64_t key) { return (uint64_t)key ^ 0x8000000000000000ULL; }
@@ -17,6 +18,33 @@ static inline uint64_t flip(int64_t key) { return (uint64_t)key ^ 0x800000000000
 static inline int64_t key_at(const churn_segment *s, const int32_t *rank_of_code, int64_t i) {
     if (!s->codes) return s->ids[i];
     return rank_of_code ? (int64_t)rank_of_code[s->codes[i]] : (int64_t)s->codes[i];
+}
+
+/* Whole cents: beyond this many the code and its double are not exact */
+#define CENTS_LIMIT 1e13
+
+/* The number of cents of a double, rounded (any amount below CENTS_LIMIT) */
+static inline int64_t cents_of(double value) {
+    double scaled = value * 100.0;
+    return (int64_t)(scaled < 0 ? scaled - 0.5 : scaled + 0.5);
+}
+
+/* The code of an amount's 64 bits (see CHURN_AMOUNTS_*): 1 and *code set,
+ * or 0 when it has none. */
+static inline int amount_code_of(int64_t bits, int amount_kind, int64_t *code) {
+    if (amount_kind == CHURN_AMOUNTS_INT) {
+        *code = bits;
+        return 1;
+    }
+    double value;
+    memcpy(&value, &bits, 8);
+    if (!(fabs(value) < CENTS_LIMIT)) return 0; /* NaN too */
+    int64_t cents = cents_of(value);
+    double back = (double)cents / 100.0;
+    int64_t back_bits;
+    memcpy(&back_bits, &back, 8);
+    *code = cents;
+    return back_bits == bits; /* exact, and not -0.0 */
 }
 
 /* Calls body(segment, first, last) for the rows [begin, end) of the global
@@ -34,10 +62,11 @@ static inline int64_t key_at(const churn_segment *s, const int32_t *rank_of_code
     } while (0)
 
 int churn_column_ranges(churn_ranges *out, const churn_segment *segments, int64_t n_segments,
-                        const int32_t *rank_of_code, int64_t n_codes, int64_t n_rows,
-                        int threads) {
+                        const int32_t *rank_of_code, int64_t n_codes, int amount_kind,
+                        int64_t n_rows, int threads) {
     int n_threads = churn_threads_for(threads, n_rows);
-    churn_ranges all = {~(uint64_t)0, 0, INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN};
+    churn_ranges all = {~(uint64_t)0, 0,         INT32_MAX, INT32_MIN, INT32_MAX,
+                        INT32_MIN,    INT64_MAX, INT64_MIN, amount_kind != CHURN_AMOUNTS_RAW};
     int failed = 0;
 #pragma omp parallel num_threads(n_threads)
     {
@@ -46,7 +75,7 @@ int churn_column_ranges(churn_ranges *out, const churn_segment *segments, int64_
         t = omp_get_thread_num();
 #endif
         int64_t begin = n_rows * t / n_threads, end = n_rows * (t + 1) / n_threads;
-        churn_ranges r = {~(uint64_t)0, 0, INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN};
+        churn_ranges r = all;
         int bad = 0;
         FOR_ROW_RANGE(segments, n_segments, begin, end, {
             if (seg->codes && rank_of_code) {
@@ -74,6 +103,16 @@ int churn_column_ranges(churn_ranges *out, const churn_segment *segments, int64_
             } else {
                 r.cat_min = r.cat_max = 0;
             }
+            if (r.amounts_coded) {
+                int coded = 1;
+                for (int64_t i = first; i < last; i++) {
+                    int64_t code = 0;
+                    coded &= amount_code_of(seg->amounts[i], amount_kind, &code);
+                    r.amount_min = code < r.amount_min ? code : r.amount_min;
+                    r.amount_max = code > r.amount_max ? code : r.amount_max;
+                }
+                r.amounts_coded = coded;
+            }
         });
 #pragma omp critical
         {
@@ -84,6 +123,9 @@ int churn_column_ranges(churn_ranges *out, const churn_segment *segments, int64_
             if (r.day_max > all.day_max) all.day_max = r.day_max;
             if (r.cat_min < all.cat_min) all.cat_min = r.cat_min;
             if (r.cat_max > all.cat_max) all.cat_max = r.cat_max;
+            if (r.amount_min < all.amount_min) all.amount_min = r.amount_min;
+            if (r.amount_max > all.amount_max) all.amount_max = r.amount_max;
+            all.amounts_coded &= r.amounts_coded;
         }
     }
     *out = all;
@@ -95,7 +137,24 @@ static inline uint64_t shl(uint64_t x, int n) { return n >= 64 ? 0 : x << n; }
 static inline uint64_t shr(uint64_t x, int n) { return n >= 64 ? 0 : x >> n; }
 static inline uint64_t low_mask(int n) { return n >= 64 ? ~(uint64_t)0 : shl(1, n) - 1; }
 
-int churn_packing_of(churn_packing *out, const churn_ranges *ranges, int shift) {
+/* The largest amount code of the rows (see churn_packing), in base the
+ * amount_base; UINT64_MAX when the codes do not fit 32 bits. */
+static uint64_t amount_code_max(const churn_ranges *r, int amount_kind, int64_t *base) {
+    if (amount_kind == CHURN_AMOUNTS_RAW || !r->amounts_coded) return UINT64_MAX;
+    if (amount_kind == CHURN_AMOUNTS_INT) {
+        *base = r->amount_min;
+        uint64_t span = (uint64_t)r->amount_max - (uint64_t)r->amount_min;
+        return span <= UINT32_MAX ? span : UINT64_MAX;
+    }
+    /* cents: |codes| < 1e15, no overflow below */
+    int64_t negatives = r->amount_min < 0 ? -r->amount_min : 0;
+    int64_t top = r->amount_max >= 0 ? negatives + r->amount_max : negatives - 1;
+    *base = negatives;
+    return top <= (int64_t)UINT32_MAX ? (uint64_t)top : UINT64_MAX;
+}
+
+int churn_packing_of(churn_packing *out, const churn_ranges *ranges, int shift,
+                     int amount_kind) {
     if (ranges->cat_min < 0) return 0; /* categories are ranks */
     int cat_bits = churn_bit_length((uint64_t)(ranges->cat_max - ranges->cat_min));
     int day_bits = churn_bit_length((uint64_t)((int64_t)ranges->day_max - ranges->day_min));
@@ -106,7 +165,23 @@ int churn_packing_of(churn_packing *out, const churn_ranges *ranges, int shift) 
     out->day_bits = day_bits;
     out->cat_min = ranges->cat_min;
     out->day_min = ranges->day_min;
+    out->amount_base = 0;
+    out->amount_kind = amount_code_max(ranges, amount_kind, &out->amount_base) == UINT64_MAX
+                           ? CHURN_AMOUNTS_RAW
+                           : amount_kind;
+    if (out->amount_kind == CHURN_AMOUNTS_RAW) out->amount_base = 0;
     return 1;
+}
+
+/* The uint32 code of a row's amount under a packing that codes amounts
+ * (every amount has one: churn_column_ranges checked them). */
+static inline uint32_t packed_amount(const churn_packing *pk, int64_t bits) {
+    if (pk->amount_kind == CHURN_AMOUNTS_INT)
+        return (uint32_t)((uint64_t)bits - (uint64_t)pk->amount_base);
+    double value;
+    memcpy(&value, &bits, 8);
+    int64_t code = cents_of(value);
+    return (uint32_t)(code < 0 ? -1 - code : pk->amount_base + code);
 }
 
 static inline uint64_t pack_word(const churn_packing *pk, uint64_t offset, int32_t cat,
@@ -149,8 +224,11 @@ int churn_partition_rows(void *out, int64_t *part_offsets, int64_t n_parts, uint
     /* counts[t * n_parts + p]: rows of thread t for partition p, then its cursor */
     int64_t *counts = (int64_t *)calloc((size_t)n_threads * (size_t)n_parts, sizeof(int64_t));
     if (!counts) return CHURN_ERR_NOMEM;
+    const int tight = packing && packing->amount_kind != CHURN_AMOUNTS_RAW;
     const int stage_rows =
-        (int)(STAGE_BYTES / (packing ? sizeof(churn_packed_row) : sizeof(churn_row)));
+        (int)(STAGE_BYTES / (tight     ? sizeof(churn_tight_row)
+                             : packing ? sizeof(churn_packed_row)
+                                       : sizeof(churn_row)));
     int failed = 0;
 
 #pragma omp parallel num_threads(n_threads)
@@ -184,6 +262,13 @@ int churn_partition_rows(void *out, int64_t *part_offsets, int64_t n_parts, uint
         if (!stage || !staged) {
 #pragma omp atomic write
             failed = 1;
+        } else if (tight) {
+            SCATTER(churn_tight_row, {
+                uint64_t offset = flip(key) - kmin;
+                slot->word = pack_word(packing, offset - shl(p, shift),
+                                       seg->cats ? seg->cats[i] : 0, seg->days[i]);
+                slot->amount = packed_amount(packing, seg->amounts[i]);
+            });
         } else if (packing) {
             SCATTER(churn_packed_row, {
                 uint64_t offset = flip(key) - kmin;

@@ -24,11 +24,23 @@ typedef struct {
     int64_t amount;
 } churn_packed_row;
 
+/* A packed row in 12 bytes: the word, and the amount as a 32-bit code that
+ * orders like its raw 64 bits (see churn_packing). Unaligned words are fine
+ * on the machines the kernel targets and are read through memcpy or the
+ * packed struct, never through a plain uint64_t pointer. */
+typedef struct __attribute__((packed)) {
+    uint64_t word;
+    uint32_t amount;
+} churn_tight_row;
+
 /* Sorts one customer's rows by (cat, day, amount bits); keys are equal. */
 void churn_sort_rows(churn_row *rows, int64_t n);
 
 /* Sorts packed rows by (word, amount bits): (key, cat, day, amount bits). */
 void churn_sort_packed_rows(churn_packed_row *rows, int64_t n);
+
+/* The same for 12-byte rows: by (word, amount code). */
+void churn_sort_tight_rows(churn_tight_row *rows, int64_t n);
 
 /* Stable sort of rows by key (signed order): radix passes that skip digits
  * the same in every row, insertion sort for short runs. scratch holds n rows. */

@@ -1,8 +1,10 @@
-"""Packed rows: a score groups its rows as 16-byte records (``group_rows(...,
+"""Packed rows: a score groups its rows as packed records (``group_rows(...,
 packed=True)``) when the key's offset in its partition, the category and the
-day offset fit one 64-bit word; otherwise as 24-byte rows. Either way the
-statistics must be bit for bit those of the 24-byte path, which
-tests/test_kernel.py checks against pandas.
+day offset fit one 64-bit word: 12-byte records when every amount has a
+32-bit code (integers spanning less than 2^32, doubles that are whole
+cents), 16-byte ones otherwise; 24-byte rows when the word does not fit.
+Either way the statistics must be bit for bit those of the 24-byte path,
+which tests/test_kernel.py checks against pandas.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from hypothesis import strategies as st
 from churn_engine import _kernel as K
 
 INT64_MIN, INT64_MAX = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+UINT32_MAX = 2**32 - 1
+RAW, INT, CENTS = 0, 1, 2  # packing["amount_kind"]
 MIN_DAY = (dt.date(1, 1, 1) - dt.date(1970, 1, 1)).days
 MAX_DAY = (dt.date(9999, 12, 31) - dt.date(1970, 1, 1)).days
 
@@ -109,18 +113,61 @@ def logs(draw: st.DrawFn) -> dict[str, Any]:
         else np.array(draw(st.lists(st.integers(0, n_cats - 1), min_size=n, max_size=n)),
                       dtype=np.int32)
     )  # fmt: skip
-    if draw(st.booleans()):
-        amounts = np.array(
-            draw(st.lists(st.integers(-(2**40), 2**40), min_size=n, max_size=n)), dtype=np.int64
-        )
-    else:
-        finite = st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False)
-        amounts = np.array(draw(st.lists(finite, min_size=n, max_size=n)), dtype=np.float64)
+    amounts = draw(amount_columns(n))
     cuts = sorted(draw(st.lists(st.integers(0, n), max_size=3)))
     return {
         "ids": ids, "days": days, "amounts": amounts, "cats": cats,
         "rank_of_code": rank_of_code, "cuts": cuts,
     }  # fmt: skip
+
+
+def _is_cents(value: float) -> bool:
+    """The engine's test for a double that is whole cents (12-byte rows)."""
+    if not abs(value) < 1e13:
+        return False
+    back = round(value * 100) / 100  # the same bits, -0.0 excluded
+    return bool(np.float64(back).view(np.int64) == np.float64(value).view(np.int64))
+
+
+@st.composite
+def amount_columns(draw: st.DrawFn, n: int) -> np.ndarray:
+    """Integer or float amounts, whole cents or not, near the 32-bit code limits."""
+    kind = draw(st.sampled_from(["int", "int_narrow", "floats", "cents", "cents_odd"]))
+    if kind == "int":
+        values = draw(st.lists(st.integers(-(2**40), 2**40), min_size=n, max_size=n))
+        return np.array(values, dtype=np.int64)
+    if kind == "int_narrow":  # spans of at most 2^32 - 1, or just above
+        low = draw(st.integers(-(2**55), 2**55))  # 120 rows' sums stay inside int64
+        span = draw(st.sampled_from([0, 1, 1000, UINT32_MAX, UINT32_MAX + 1]))
+        values = draw(st.lists(st.integers(low, low + span), min_size=n, max_size=n))
+        if n >= 2 and draw(st.booleans()):
+            values[:2] = [low, low + span]  # the span exactly
+        return np.array(values, dtype=np.int64)
+    if kind == "floats":
+        finite = st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False)
+        return np.array(draw(st.lists(finite, min_size=n, max_size=n)), dtype=np.float64)
+    # whole cents: codes around zero and near the 32-bit limit of the code
+    bound = draw(st.sampled_from([10**4, 2**31, UINT32_MAX, 10**13]))
+    cents = draw(st.lists(st.integers(-bound, bound), min_size=n, max_size=n))
+    values = [c / 100 for c in cents]
+    if kind == "cents_odd" and n:  # one amount that is not whole cents
+        odd = draw(st.sampled_from([-0.0, 0.001, 12.345, 1e13, -1e13, 2.0**-30]))
+        values[draw(st.integers(0, n - 1))] = odd
+    return np.array(values, dtype=np.float64)
+
+
+def _expected_amount_kind(amounts: np.ndarray) -> int:
+    """12-byte rows exactly when every amount has a code and they fit 32 bits."""
+    if len(amounts) == 0:
+        return RAW
+    if amounts.dtype.kind == "i":
+        return INT if int(amounts.max()) - int(amounts.min()) <= UINT32_MAX else RAW
+    if not all(_is_cents(float(v)) for v in amounts):
+        return RAW
+    codes = [round(float(v) * 100) for v in amounts]
+    negatives = max(0, -min(codes))
+    top = negatives + max(codes) if max(codes) >= 0 else negatives - 1
+    return CENTS if top <= UINT32_MAX else RAW
 
 
 @given(logs(), st.booleans())
@@ -133,34 +180,108 @@ def test_packed_statistics_are_the_24_byte_ones(log: dict[str, Any], consume: bo
     if grouped.packing is not None:
         packing = grouped.packing
         assert packing["shift"] + packing["cat_bits"] + packing["day_bits"] <= 64
+        assert packing["amount_kind"] == _expected_amount_kind(log["amounts"])
+        row_bytes = 16 if packing["amount_kind"] == RAW else 12
+        words = -(-row_bytes * len(log["ids"]) // 8)  # int64 words holding the rows
+        assert grouped.rows is None or grouped.rows.nbytes == 8 * words
+
+
+#: the rows of the two hand-made tests below: keys 100..103, days 5..8
+#: (2 bits), categories 0..2 (2 bits)
+_IDS = np.array([103, 100, 101, 100, 102, 103], dtype=np.int64)
+_DAYS = np.array([8, 5, 6, 7, 5, 5], dtype=np.int32)
+_CATS = np.array([2, 0, 1, 0, 0, 2], dtype=np.int32)
+#: one partition of 4 keys, so the word is key offset << 4 | cat << 2 | day - 5
+_WORDS = [
+    (0 << 4) | (0 << 2) | 0,  # 100, cat 0, day 5
+    (0 << 4) | (0 << 2) | 2,  # 100, cat 0, day 7
+    (1 << 4) | (1 << 2) | 1,  # 101, cat 1, day 6
+    (2 << 4) | (0 << 2) | 0,  # 102, cat 0, day 5
+    (3 << 4) | (2 << 2) | 0,  # 103, cat 2, day 5
+    (3 << 4) | (2 << 2) | 3,  # 103, cat 2, day 8
+]
 
 
 def test_small_spans_are_packed_by_hand() -> None:
-    """Keys 100..103, days 5..8 (2 bits), categories 0..2 (2 bits): one
-    partition of 4 keys, so the word is key offset << 4 | cat << 2 | day - 5."""
-    ids = np.array([103, 100, 101, 100, 102, 103], dtype=np.int64)
-    days = np.array([8, 5, 6, 7, 5, 5], dtype=np.int32)
-    cats = np.array([2, 0, 1, 0, 0, 2], dtype=np.int32)
-    amounts = np.array([1.0, 2.0, -3.0, 4.0, 5.0, 6.0])
+    """An amount that is not whole cents (-3.125) keeps 16-byte rows."""
+    ids, days, cats = _IDS, _DAYS, _CATS
+    amounts = np.array([1.0, 2.0, -3.125, 4.0, 5.0, 6.0])
     grouped, got, want = _both(ids, days, amounts, cats)
     assert grouped.packing is not None
+    assert grouped.packing["amount_kind"] == RAW
     assert (grouped.packing["day_bits"], grouped.packing["cat_bits"]) == (2, 2)
     assert grouped.packing["day_min"] == 5 and grouped.packing["cat_min"] == 0
     words = grouped.rows.reshape(-1, 2)
     shift = grouped.packing["shift"]
     assert shift == 2  # 4 keys in one partition
-    assert words[:, 0].tolist() == [
-        (0 << 4) | (0 << 2) | 0,  # 100, cat 0, day 5
-        (0 << 4) | (0 << 2) | 2,  # 100, cat 0, day 7
-        (1 << 4) | (1 << 2) | 1,  # 101, cat 1, day 6
-        (2 << 4) | (0 << 2) | 0,  # 102, cat 0, day 5
-        (3 << 4) | (2 << 2) | 0,  # 103, cat 2, day 5
-        (3 << 4) | (2 << 2) | 3,  # 103, cat 2, day 8
-    ]
-    assert words[:, 1].view(np.float64).tolist() == [2.0, 4.0, -3.0, 5.0, 6.0, 1.0]
+    assert words[:, 0].tolist() == _WORDS
+    assert words[:, 1].view(np.float64).tolist() == [2.0, 4.0, -3.125, 5.0, 6.0, 1.0]
     _assert_same(got, want)
     assert got["key"].tolist() == [100, 102, 103]  # 101 only refunded
     assert grouped.no_purchase == 1
+
+
+def _tight_rows(grouped: Any) -> tuple[list[int], list[int]]:
+    """(words, amount codes) of 12-byte rows."""
+    raw = grouped.rows.view(np.uint8)[: 12 * len(_IDS)].reshape(-1, 12)
+    words = raw[:, :8].copy().view("<u8").ravel().tolist()
+    codes = raw[:, 8:].copy().view("<u4").ravel().tolist()
+    return words, codes
+
+
+def test_whole_cents_are_packed_in_12_bytes_by_hand() -> None:
+    """Cents -300..625: the negative code -300 becomes 299 (doubles below zero
+    order by magnitude), the others 300 (the number of negative codes) + c."""
+    amounts = np.array([1.0, 2.0, -3.0, 4.0, 5.5, 6.25])
+    grouped, got, want = _both(_IDS, _DAYS, amounts, _CATS)
+    assert grouped.packing["amount_kind"] == CENTS
+    assert grouped.packing["amount_base"] == 300
+    assert grouped.rows.nbytes == 72  # 6 rows of 12 bytes
+    words, codes = _tight_rows(grouped)
+    assert words == _WORDS
+    assert codes == [500, 700, 299, 850, 925, 400]
+    _assert_same(got, want)
+    assert got["monetary_total"].tolist() == [6.0, 5.5, 7.25]
+
+
+def test_same_day_amounts_keep_the_raw_bits_order() -> None:
+    """One customer, one day, amounts -2, -1, +0, 1, 2: the 24-byte rows order
+    them by their raw bits (-1 before -2), the codes must too, or the float
+    sum would be taken in another order."""
+    amounts = np.array([2.0, -2.0, 0.0, -1.0, 1.0, 0.1, 0.2, 0.3])
+    ids = np.zeros(len(amounts), dtype=np.int64)
+    days = np.zeros(len(amounts), dtype=np.int32)
+    grouped, got, want = _both(ids, days, amounts)
+    assert grouped.packing["amount_kind"] == CENTS
+    _assert_same(got, want)
+
+
+def test_integer_amounts_are_packed_in_12_bytes_by_hand() -> None:
+    amounts = np.array([-7, 10, -7, 3, 2**32 - 8, 0], dtype=np.int64)  # span 2^32 - 1
+    grouped, got, want = _both(_IDS, _DAYS, amounts, _CATS)
+    assert grouped.packing["amount_kind"] == INT
+    assert grouped.packing["amount_base"] == -7
+    words, codes = _tight_rows(grouped)
+    assert words == _WORDS
+    assert codes == [17, 10, 0, 2**32 - 1, 7, 0]
+    _assert_same(got, want)
+    amounts[4] += 1  # span 2^32: 16-byte rows
+    grouped, got, want = _both(_IDS, _DAYS, amounts, _CATS)
+    assert grouped.packing["amount_kind"] == RAW
+    _assert_same(got, want)
+
+
+@pytest.mark.parametrize(
+    ("top_cents", "kind"), [(UINT32_MAX - 1, CENTS), (UINT32_MAX, RAW)], ids=["fits", "over"]
+)
+def test_cent_codes_up_to_32_bits(top_cents: int, kind: int) -> None:
+    """-0.01 takes code 0; the largest code is 1 + top_cents."""
+    amounts = np.array([-0.01, top_cents / 100, 1.0, 2.5])
+    ids = np.array([1, 1, 2, 2], dtype=np.int64)
+    days = np.array([3, 4, 3, 9], dtype=np.int32)
+    grouped, got, want = _both(ids, days, amounts)
+    assert grouped.packing["amount_kind"] == kind
+    _assert_same(got, want)
 
 
 def test_ids_over_the_whole_int64_range_fall_back_to_24_byte_rows() -> None:
@@ -174,8 +295,9 @@ def test_ids_over_the_whole_int64_range_fall_back_to_24_byte_rows() -> None:
     assert got["key"].tolist() == [INT64_MIN, 0, INT64_MAX]
 
 
+@pytest.mark.parametrize("cents", [True, False], ids=["12-byte", "16-byte"])
 @pytest.mark.parametrize("kind", ["sparse", "consecutive", "ranks"])
-def test_packed_on_two_threads_matches_one_thread_and_24_byte_rows(kind: str) -> None:
+def test_packed_on_two_threads_matches_one_thread_and_24_byte_rows(kind: str, cents: bool) -> None:
     """Enough rows (200k) for both threads to scatter and many partitions;
     sparse keys are hashed per partition, consecutive ids and ranks counted
     directly."""
@@ -188,7 +310,9 @@ def test_packed_on_two_threads_matches_one_thread_and_24_byte_rows(kind: str) ->
     else:
         ids = rng.integers(0, 30_000, n).astype(np.int32)
     days = rng.integers(18_000, 19_500, n).astype(np.int32)
-    amounts = np.round(rng.normal(50, 30, n), 2)
+    amounts = rng.normal(50, 30, n)
+    if cents:
+        amounts = np.round(amounts, 2)
     cats = rng.integers(0, 5, n).astype(np.int32)
     cuts = [50_000, 50_001, 130_000]
     results = []
@@ -196,6 +320,7 @@ def test_packed_on_two_threads_matches_one_thread_and_24_byte_rows(kind: str) ->
         grouped, got, want = _both(ids, days, amounts, cats, threads=threads, cuts=cuts,
                                    consume=True)  # fmt: skip
         assert grouped.packing is not None
+        assert grouped.packing["amount_kind"] == (CENTS if cents else RAW)
         _assert_same(got, want)
         results.append(got)
     _assert_same(results[1], results[0])

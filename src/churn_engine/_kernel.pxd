@@ -1,7 +1,7 @@
 # cython: language_level=3
 """C declarations shared by the compiled kernel (csrc/ helpers)."""
 
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 
 cdef extern from "churn_status.h":
@@ -26,6 +26,9 @@ cdef extern from "churn_sort.h":
     ctypedef struct churn_packed_row:
         uint64_t word
         int64_t amount
+    ctypedef struct churn_tight_row:
+        uint64_t word
+        uint32_t amount
     void churn_sort_rows(churn_row *rows, int64_t n) nogil
     int64_t churn_select_int64(int64_t *values, int64_t n, int64_t k) nogil
     double churn_median_int64(int64_t *values, int64_t n) nogil
@@ -43,6 +46,8 @@ cdef extern from "churn_group.h":
     int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) nogil
     int churn_group_packed_partition(churn_packed_row *rows, int64_t n, int key_shift,
                                      int key_bits, churn_group_buffers *b) nogil
+    int churn_group_tight_partition(churn_tight_row *rows, int64_t n, int key_shift,
+                                    int key_bits, churn_group_buffers *b) nogil
     ctypedef struct churn_release_state:
         int64_t mark
     int churn_release_init(churn_release_state *s, void *base, int64_t row_bytes,
@@ -66,6 +71,9 @@ cdef extern from "churn_partition.h":
         int32_t day_max
         int32_t cat_min
         int32_t cat_max
+        int64_t amount_min
+        int64_t amount_max
+        int amounts_coded
     ctypedef struct churn_packing:
         uint64_t key_min
         int shift
@@ -73,10 +81,16 @@ cdef extern from "churn_partition.h":
         int day_bits
         int32_t cat_min
         int32_t day_min
+        int amount_kind
+        int64_t amount_base
+    int CHURN_AMOUNTS_RAW
+    int CHURN_AMOUNTS_INT
+    int CHURN_AMOUNTS_CENTS
     int churn_column_ranges(churn_ranges *out, const churn_segment *segments,
                             int64_t n_segments, const int32_t *rank_of_code, int64_t n_codes,
-                            int64_t n_rows, int threads) nogil
-    int churn_packing_of(churn_packing *out, const churn_ranges *ranges, int shift) nogil
+                            int amount_kind, int64_t n_rows, int threads) nogil
+    int churn_packing_of(churn_packing *out, const churn_ranges *ranges, int shift,
+                         int amount_kind) nogil
     int churn_partition_rows(void *out, int64_t *part_offsets, int64_t n_parts, uint64_t kmin,
                              int shift, const churn_packing *packing,
                              const churn_segment *segments, int64_t n_segments,

@@ -31,8 +31,12 @@ from ._kernel cimport (
     churn_group_buffers_init,
     churn_bit_length,
     churn_column_ranges,
+    CHURN_AMOUNTS_CENTS,
+    CHURN_AMOUNTS_INT,
+    CHURN_AMOUNTS_RAW,
     churn_group_packed_partition,
     churn_group_partition,
+    churn_group_tight_partition,
     churn_packed_row,
     churn_packing,
     churn_packing_of,
@@ -41,6 +45,7 @@ from ._kernel cimport (
     churn_segment,
     churn_sort_rows,
     churn_str_chunk,
+    churn_tight_row,
     churn_str_dict,
     churn_str_dict_bytes,
     churn_str_dict_free,
@@ -122,10 +127,11 @@ cdef enum:
 ctypedef fused grouped_row:
     churn_row
     churn_packed_row
+    churn_tight_row
 
 
 cdef struct RowDecoder:
-    # how the packed rows of one partition hold key, category and day
+    # how the packed rows of one partition hold key, category, day and amount
     uint64_t key_base  # flipped key of offset 0 in the partition
     int key_shift
     int day_bits
@@ -133,6 +139,8 @@ cdef struct RowDecoder:
     uint64_t day_mask
     int32_t cat_min
     int32_t day_min
+    int amount_kind  # of 12-byte rows: CHURN_AMOUNTS_INT or CHURN_AMOUNTS_CENTS
+    int64_t amount_base
 
 
 cdef inline RowDecoder _decoder_for(const churn_packing *packing, int64_t p) noexcept nogil:
@@ -144,6 +152,8 @@ cdef inline RowDecoder _decoder_for(const churn_packing *packing, int64_t p) noe
     d.day_mask = ((<uint64_t>1) << packing.day_bits) - 1
     d.cat_min = packing.cat_min
     d.day_min = packing.day_min
+    d.amount_kind = packing.amount_kind
+    d.amount_base = packing.amount_base
     return d
 
 
@@ -166,6 +176,23 @@ cdef inline int32_t _day_of(const grouped_row *r, const RowDecoder *d) noexcept 
         return r.day
     else:
         return <int32_t>(<int64_t>(r.word & d.day_mask) + d.day_min)
+
+
+cdef inline int64_t _amount_of(const grouped_row *r, const RowDecoder *d) noexcept nogil:
+    """The amount's raw 64 bits (int64, or a double's bits)."""
+    cdef int64_t code
+    cdef double value
+    if grouped_row is churn_tight_row:
+        if d.amount_kind == CHURN_AMOUNTS_INT:
+            return <int64_t>(<uint64_t>r.amount + <uint64_t>d.amount_base)
+        # cents: codes below the base are the negative amounts, by magnitude
+        code = <int64_t>r.amount
+        code = -1 - code if code < d.amount_base else code - d.amount_base
+        value = <double>code / 100.0  # the exact input double (churn_partition.c)
+        memcpy(&code, &value, 8)
+        return code
+    else:
+        return r.amount
 
 
 cdef inline bint _same_customer(const grouped_row *a, const grouped_row *b,
@@ -200,12 +227,14 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
     sorted by key, in parallel. Returns a :class:`Grouped`: ``rows`` is an
     int64 array of 3 * n_rows words holding ``churn_row`` records or, with
     ``packed`` and when the rows' keys, categories and days fit (then
-    ``packing`` is set), of 2 * n_rows words holding ``churn_packed_row``
-    records, which only :func:`group_statistics` reads.
+    ``packing`` is set), records only :func:`group_statistics` reads: 12-byte
+    ``churn_tight_row`` ones when every amount has a 32-bit code (integers
+    spanning less than 2^32, or doubles that are whole cents), 16-byte
+    ``churn_packed_row`` ones otherwise.
     """
     rows_arr, offsets_arr, packing_of_rows = _partition_rows(
         id_segments, rank_of_code, day_segments, amount_segments, cat_segments, n_rows, threads,
-        packed,
+        packed, integer_amounts,
     )
     if n_rows == 0:
         return Grouped(rows_arr, offsets_arr, np.zeros(1, dtype=np.int64), 0, None)
@@ -219,12 +248,14 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
         packing = packing_of_rows
     else:
         memset(&packing, 0, sizeof(packing))
+    cdef bint is_tight = is_packed and packing.amount_kind != CHURN_AMOUNTS_RAW
 
     # pass 4, per partition while it is in cache: group by key, sort each
     # customer's rows, count the groups; each thread with its own buffers
     cdef int64_t p, n
     cdef RowDecoder decoder
     cdef churn_packed_row *packed_rows = <churn_packed_row *>&rows_words[0]
+    cdef churn_tight_row *tight_rows = <churn_tight_row *>&rows_words[0]
     cdef churn_row *rows = <churn_row *>&rows_words[0]
     groups_arr = np.zeros(n_parts, dtype=np.int64)
     no_purchase_arr = np.zeros(n_parts, dtype=np.int64)
@@ -243,12 +274,19 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
                 n = offsets[p + 1] - offsets[p]
                 if is_packed:
                     decoder = _decoder_for(&packing, p)  # assigned: private to the thread
+                if is_tight:
+                    rc = churn_group_tight_partition(tight_rows + offsets[p], n,
+                                                     decoder.key_shift, packing.shift, buffers)
+                elif is_packed:
                     rc = churn_group_packed_partition(packed_rows + offsets[p], n,
                                                       decoder.key_shift, packing.shift, buffers)
                 else:
                     rc = churn_group_partition(rows + offsets[p], n, buffers)
                 if rc != CHURN_OK:
                     error[0] = rc
+                elif is_tight:
+                    groups[p] = _count_groups(tight_rows + offsets[p], n, integer_amounts,
+                                              &no_purchase[p], &decoder)
                 elif is_packed:
                     groups[p] = _count_groups(packed_rows + offsets[p], n, integer_amounts,
                                               &no_purchase[p], &decoder)
@@ -265,7 +303,7 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
 
 def _partition_rows(list id_segments, object rank_of_code, list day_segments,
                     list amount_segments, object cat_segments, int64_t n_rows, int threads,
-                    bint packed=False):
+                    bint packed=False, bint integer_amounts=False):
     """Passes 1-3 of :func:`group_rows`: validate the segments, find the key
     range, scatter the rows into key-range partitions. Returns ``(rows,
     part_offsets, packing)``: packing is None unless ``packed`` was asked for
@@ -316,8 +354,12 @@ def _partition_rows(list id_segments, object rank_of_code, list day_segments,
                          dense):
             n_views += 1
 
+    cdef int amount_kind = CHURN_AMOUNTS_RAW
+    if packed:
+        amount_kind = CHURN_AMOUNTS_INT if integer_amounts else CHURN_AMOUNTS_CENTS
     with nogil:
-        rc = churn_column_ranges(&ranges, segments, n_views, rank_ptr, n_codes, n_rows, threads)
+        rc = churn_column_ranges(&ranges, segments, n_views, rank_ptr, n_codes, amount_kind,
+                                 n_rows, threads)
     _check(rc, "group")
     kmin = ranges.key_min
     kmax = ranges.key_max
@@ -334,8 +376,12 @@ def _partition_rows(list id_segments, object rank_of_code, list day_segments,
     cdef int64_t n_parts = (<int64_t>1) << pbits
     offsets_arr = np.zeros(n_parts + 1, dtype=np.int64)
     cdef int64_t[::1] offsets = offsets_arr
-    cdef bint is_packed = packed and churn_packing_of(&packing, &ranges, shift)
-    rows_arr = np.empty((2 if is_packed else 3) * n_rows, dtype=np.int64)
+    cdef bint is_packed = packed and churn_packing_of(&packing, &ranges, shift, amount_kind)
+    cdef int64_t row_bytes = sizeof(churn_row)
+    if is_packed:
+        row_bytes = (sizeof(churn_packed_row) if packing.amount_kind == CHURN_AMOUNTS_RAW
+                     else sizeof(churn_tight_row))
+    rows_arr = np.empty((row_bytes * n_rows + 7) // 8, dtype=np.int64)
     cdef int64_t[::1] rows_words = rows_arr
     with nogil:
         rc = churn_partition_rows(&rows_words[0], &offsets[0], n_parts, kmin, shift,
@@ -347,7 +393,8 @@ def _partition_rows(list id_segments, object rank_of_code, list day_segments,
 
 class Grouped:
     """Rows in customer order (``churn_row`` records in an int64 array, or
-    ``churn_packed_row`` records when ``packing`` is set), partition
+    when ``packing`` is set ``churn_packed_row`` records, or
+    ``churn_tight_row`` ones if its ``amount_kind`` is not 0), partition
     boundaries, groups with a purchase per partition, and the number of
     groups without one."""
 
@@ -659,7 +706,7 @@ cdef int64_t _count_groups(const grouped_row *rows, int64_t n, bint integer_amou
         while j < n and _same_customer(&rows[j], &rows[i], decoder) and _same_group(
             &rows[j], &rows[i], decoder
         ):
-            if not bought and _is_purchase(rows[j].amount, integer_amounts):
+            if not bought and _is_purchase(_amount_of(&rows[j], decoder), integer_amounts):
                 bought = True
             j += 1
         if bought:
@@ -692,7 +739,7 @@ cdef int _customer_stats(GroupStats *out, int64_t *next_group, const grouped_row
         money_i = 0
         refund_i = 0
         while j < n and _same_group(&rows[j], &rows[i], decoder):
-            amount = rows[j].amount
+            amount = _amount_of(&rows[j], decoder)
             purchase = _is_purchase(amount, integer_amounts)
             if integer_amounts:
                 if __builtin_add_overflow(money_i, amount, &money_i):
@@ -773,6 +820,9 @@ def group_statistics(grouped, bint integer_amounts, int threads, bint consume=Fa
         packing = grouped.packing
     else:
         memset(&packing, 0, sizeof(packing))  # the decoder of 24-byte rows is not read
+    cdef bint is_tight = is_packed and packing.amount_kind != CHURN_AMOUNTS_RAW
+    cdef int64_t row_bytes = (sizeof(churn_tight_row) if is_tight
+                              else sizeof(churn_packed_row) if is_packed else sizeof(churn_row))
     starts_arr = np.zeros(n_parts + 1, dtype=np.int64)
     cdef int64_t[::1] group_start = starts_arr
     cdef int64_t p, n_groups, n
@@ -793,8 +843,7 @@ def group_statistics(grouped, bint integer_amounts, int threads, bint consume=Fa
 
     cdef churn_release_state release
     if consume:
-        _check(churn_release_init(&release, words, sizeof(churn_packed_row) if is_packed
-                                  else sizeof(churn_row), &part_offsets[0], n_parts),
+        _check(churn_release_init(&release, words, row_bytes, &part_offsets[0], n_parts),
                "statistics")
     # each thread with its own gap buffer, grown to the longest customer it meets
     with nogil, parallel(num_threads=threads):
@@ -806,6 +855,11 @@ def group_statistics(grouped, bint integer_amounts, int threads, bint consume=Fa
             if gaps != NULL and n > 0:
                 if is_packed:
                     decoder = _decoder_for(&packing, p)  # assigned: private to the thread
+                if is_tight:
+                    rc = _partition_stats(&out, group_start[p],
+                                          <churn_tight_row *>words + part_offsets[p], n,
+                                          integer_amounts, gaps, &decoder)
+                elif is_packed:
                     rc = _partition_stats(&out, group_start[p],
                                           <churn_packed_row *>words + part_offsets[p], n,
                                           integer_amounts, gaps, &decoder)
