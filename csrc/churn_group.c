@@ -135,13 +135,18 @@ int churn_group_partition(churn_row *rows, int64_t n, churn_group_buffers *b) {
             for (int64_t i = 0; i < n; i++) scratch[b->counts[b->row_codes[i]]++] = rows[i]; \
             memcpy(rows, scratch, (size_t)n * sizeof(T));                                   \
         }                                                                                   \
-        /* then each customer's rows by (cat, day, amount) */                               \
+        /* then each customer's rows by (cat, day, amount): time-ordered logs give  \
+         * them in order already, which is checked on the way */                            \
         int64_t start = 0;                                                                  \
         while (start < n) {                                                                 \
             uint64_t key = rows[start].word >> key_shift;                                   \
             int64_t end = start + 1;                                                        \
-            while (end < n && rows[end].word >> key_shift == key) end++;                    \
-            if (end - start > 1) SORT(rows + start, end - start);                           \
+            int in_order = 1;                                                               \
+            while (end < n && rows[end].word >> key_shift == key) {                         \
+                in_order &= !CHURN_WORD_AMOUNT_LESS(&rows[end], &rows[end - 1]);            \
+                end++;                                                                      \
+            }                                                                               \
+            if (!in_order) SORT(rows + start, end - start);                                 \
             start = end;                                                                    \
         }                                                                                   \
         return CHURN_OK;                                                                    \

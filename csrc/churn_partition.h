@@ -32,6 +32,13 @@ typedef struct {
  * (double)c / 100.0 gives the same bits back). */
 enum { CHURN_AMOUNTS_RAW = 0, CHURN_AMOUNTS_INT = 1, CHURN_AMOUNTS_CENTS = 2 };
 
+/* The number of cents of an amount that is whole cents (rounded, for any
+ * double below 1e13 in magnitude). */
+static inline int64_t churn_cents_of(double value) {
+    double scaled = value * 100.0;
+    return (int64_t)(scaled < 0 ? scaled - 0.5 : scaled + 0.5);
+}
+
 /* What the rows span: flipped keys (unsigned order = signed key order),
  * days, categories (0 and 0 without categories) and, when asked for, the
  * amounts' codes (the integer, or the number of cents): amounts_coded is 0

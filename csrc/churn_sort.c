@@ -100,14 +100,9 @@ static inline int row_less(const churn_row *a, const churn_row *b) {
     return a->amount < b->amount;
 }
 
-/* the word orders by (key, cat, day): see churn_partition.h; the amount
- * (raw bits, or a code ordering like them) breaks ties */
-#define WORD_AMOUNT_LESS(a, b) \
-    ((a)->word != (b)->word ? (a)->word < (b)->word : (a)->amount < (b)->amount)
-
 CHURN_INTROSORT(rows, churn_row, row_less)
-CHURN_INTROSORT(packed, churn_packed_row, WORD_AMOUNT_LESS)
-CHURN_INTROSORT(tight, churn_tight_row, WORD_AMOUNT_LESS)
+CHURN_INTROSORT(packed, churn_packed_row, CHURN_WORD_AMOUNT_LESS)
+CHURN_INTROSORT(tight, churn_tight_row, CHURN_WORD_AMOUNT_LESS)
 
 void churn_sort_rows(churn_row *rows, int64_t n) { introsort_rows(rows, n); }
 

@@ -33,6 +33,12 @@ typedef struct __attribute__((packed)) {
     uint32_t amount;
 } churn_tight_row;
 
+/* The order of packed rows: the word orders by (key, cat, day), see
+ * churn_partition.h; the amount (raw bits, or a code ordering like them)
+ * breaks ties. */
+#define CHURN_WORD_AMOUNT_LESS(a, b) \
+    ((a)->word != (b)->word ? (a)->word < (b)->word : (a)->amount < (b)->amount)
+
 /* Sorts one customer's rows by (cat, day, amount bits); keys are equal. */
 void churn_sort_rows(churn_row *rows, int64_t n);
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from churn_engine import _kernel as K
@@ -184,6 +185,15 @@ def test_packed_statistics_are_the_24_byte_ones(log: dict[str, Any], consume: bo
         row_bytes = 16 if packing["amount_kind"] == RAW else 12
         words = -(-row_bytes * len(log["ids"]) // 8)  # int64 words holding the rows
         assert grouped.rows is None or grouped.rows.nbytes == 8 * words
+    amounts = log["amounts"]
+    whole_cents = amounts.dtype.kind == "f" and len(amounts) and all(map(_is_cents, amounts))
+    event(f"whole cents: {bool(whole_cents)}, rows: {'none' if not len(amounts) else 'some'}")
+    assert grouped.cents == bool(whole_cents)
+    if grouped.cents and log["ids"].dtype == np.int64 and log["cats"] is None:
+        exact = _exact_money(log["ids"], amounts)
+        for key, money in zip(got["key"].tolist(), got["monetary_total"].tolist(), strict=True):
+            if abs(round(exact[key][0] * 100)) < 2**53:  # else summed as doubles
+                assert money == exact[key][0]
 
 
 #: the rows of the two hand-made tests below: keys 100..103, days 5..8
@@ -333,3 +343,100 @@ def test_occasions_refuse_packed_rows() -> None:
     assert grouped.packing is not None
     with pytest.raises(ValueError, match="without packed"):
         K.occasions(grouped, np.array([0, 1, 2], np.int64), False, 1)
+
+
+# ---------------------------------------------------------------------------
+# money of whole-cent amounts: summed in cents, exactly, in every row layout
+# ---------------------------------------------------------------------------
+
+
+def _exact_money(ids: np.ndarray, amounts: np.ndarray) -> dict[int, tuple[float, float]]:
+    """Per id: (sum, refund sum) of the amounts as exact decimals, rounded once."""
+    sums: dict[int, list[int]] = {}
+    for key, value in zip(ids.tolist(), amounts.tolist(), strict=True):
+        cents = round(value * 100)
+        total = sums.setdefault(key, [0, 0])
+        total[0] += cents
+        total[1] += -cents if cents < 0 else 0
+    return {k: (float(Fraction(m, 100)), float(Fraction(r, 100))) for k, (m, r) in sums.items()}
+
+
+def _float_money(ids: np.ndarray, days: np.ndarray, amounts: np.ndarray) -> dict[int, float]:
+    """Per id: the double sum of its amounts in (day, raw bits) order."""
+    order = sorted(
+        range(len(ids)), key=lambda i: (ids[i], days[i], amounts[i : i + 1].view(np.int64)[0])
+    )
+    sums: dict[int, float] = {}
+    for i in order:
+        sums[int(ids[i])] = sums.get(int(ids[i]), 0.0) + float(amounts[i])
+    return sums
+
+
+@pytest.mark.parametrize(
+    ("layout", "scale"),
+    [("12-byte", 1.0), ("16-byte", 1e9), ("24-byte", 1.0)],
+)
+def test_whole_cents_are_summed_exactly_in_every_layout(layout: str, scale: float) -> None:
+    """0.1 + 0.2 is 0.3 whatever the layout: 12-byte rows (cent codes), 16-byte
+    rows (codes beyond 32 bits: amounts up to 10^11) and 24-byte rows (ids
+    over the whole int64 range)."""
+    rng = np.random.default_rng(5)
+    n = 5_000
+    pool = (
+        np.array([INT64_MIN, -1, 0, INT64_MAX])
+        if layout == "24-byte" else rng.integers(0, 2**40, 300)
+    )  # fmt: skip
+    ids = pool[rng.integers(0, len(pool), n)].astype(np.int64)
+    days = rng.integers(19_000, 19_400, n).astype(np.int32)
+    cents = rng.integers(-2_000, 50_000, n)
+    amounts = np.round(cents * scale) / 100
+    ids[:3] = ids[3]
+    amounts[:3] = [0.1, 0.2, -0.3]  # not 0.0 in doubles whatever the order
+    grouped, got, want = _both(ids, days, amounts)
+    assert grouped.cents
+    kind = None if grouped.packing is None else grouped.packing["amount_kind"]
+    assert kind == {"12-byte": CENTS, "16-byte": RAW, "24-byte": None}[layout]
+    _assert_same(got, want)
+    exact = _exact_money(ids, amounts)
+    assert got["monetary_total"].tolist() == [exact[k][0] for k in got["key"].tolist()]
+    assert got["refund_total"].tolist() == [exact[k][1] for k in got["key"].tolist()]
+
+
+def test_one_amount_not_in_cents_keeps_double_sums() -> None:
+    ids = np.array([1, 1, 1, 2, 2], dtype=np.int64)
+    days = np.array([3, 4, 5, 3, 3], dtype=np.int32)
+    amounts = np.array([0.1, 0.2, 0.3, 1.005, 2.0])
+    grouped, got, want = _both(ids, days, amounts)
+    assert not grouped.cents and grouped.packing["amount_kind"] == RAW
+    _assert_same(got, want)
+    assert got["monetary_total"].tolist() == [0.1 + 0.2 + 0.3, 1.005 + 2.0]
+    assert got["monetary_total"][0] != 0.6  # 0.6000000000000001
+
+
+def test_cent_sums_past_2_to_the_53_are_summed_as_doubles() -> None:
+    """Customer 1's cents pass 2^53 (exact integer cents would round twice):
+    its sums are the double sums in row order; customer 2 stays exact."""
+    ids = np.array([1] * 1_000 + [2, 2], dtype=np.int64)
+    days = np.arange(1_002, dtype=np.int32)
+    amounts = np.array([9_999_999_999_999.99] * 1_000 + [0.1, 0.2])
+    grouped, got, _ = _both(ids, days, amounts)
+    assert grouped.cents
+    doubles = _float_money(ids, days, amounts)
+    assert got["monetary_total"].tolist() == [doubles[1], 0.3]
+
+
+def test_a_score_sums_cents_exactly() -> None:
+    import polars as pl
+
+    from churn_engine import Scorer
+
+    log = pl.DataFrame(
+        {
+            "customer_id": [7, 7, 7, 8],
+            "ts": [dt.datetime(2026, 1, d) for d in (1, 2, 3, 4)],
+            "amount": [0.1, 0.2, -0.05, 1.0],
+        }
+    )
+    customers = Scorer().run(log).customers
+    assert customers["monetary_total"].to_list() == [0.25, 1.0]
+    assert customers["refund_total"].to_list() == [0.05, 0.0]

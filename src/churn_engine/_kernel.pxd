@@ -86,6 +86,7 @@ cdef extern from "churn_partition.h":
     int CHURN_AMOUNTS_RAW
     int CHURN_AMOUNTS_INT
     int CHURN_AMOUNTS_CENTS
+    int64_t churn_cents_of(double value) nogil
     int churn_column_ranges(churn_ranges *out, const churn_segment *segments,
                             int64_t n_segments, const int32_t *rank_of_code, int64_t n_codes,
                             int amount_kind, int64_t n_rows, int threads) nogil

@@ -13,8 +13,10 @@ class Grouped:
     part_offsets: npt.NDArray[np.int64]
     groups: npt.NDArray[np.int64]
     no_purchase: int
-    #: how packed rows hold key, category and day (None: 24-byte rows)
+    #: how packed rows hold key, category, day and amount (None: 24-byte rows)
     packing: dict[str, int] | None
+    #: every float amount is whole cents: money is summed in cents, exactly
+    cents: bool
 
 STRING_UTF8: int
 STRING_LARGE_UTF8: int

@@ -30,6 +30,7 @@ from ._kernel cimport (
     churn_group_buffers_free,
     churn_group_buffers_init,
     churn_bit_length,
+    churn_cents_of,
     churn_column_ranges,
     CHURN_AMOUNTS_CENTS,
     CHURN_AMOUNTS_INT,
@@ -141,9 +142,11 @@ cdef struct RowDecoder:
     int32_t day_min
     int amount_kind  # of 12-byte rows: CHURN_AMOUNTS_INT or CHURN_AMOUNTS_CENTS
     int64_t amount_base
+    bint cents  # every amount is whole cents: sums are taken in cents (any row layout)
 
 
-cdef inline RowDecoder _decoder_for(const churn_packing *packing, int64_t p) noexcept nogil:
+cdef inline RowDecoder _decoder_for(const churn_packing *packing, int64_t p,
+                                    bint cents=False) noexcept nogil:
     cdef RowDecoder d
     d.key_base = packing.key_min + ((<uint64_t>p) << packing.shift)
     d.key_shift = packing.cat_bits + packing.day_bits  # <= 63: day_bits <= 32, cat_bits <= 31
@@ -154,6 +157,7 @@ cdef inline RowDecoder _decoder_for(const churn_packing *packing, int64_t p) noe
     d.day_min = packing.day_min
     d.amount_kind = packing.amount_kind
     d.amount_base = packing.amount_base
+    d.cents = cents
     return d
 
 
@@ -185,14 +189,33 @@ cdef inline int64_t _amount_of(const grouped_row *r, const RowDecoder *d) noexce
     if grouped_row is churn_tight_row:
         if d.amount_kind == CHURN_AMOUNTS_INT:
             return <int64_t>(<uint64_t>r.amount + <uint64_t>d.amount_base)
-        # cents: codes below the base are the negative amounts, by magnitude
-        code = <int64_t>r.amount
-        code = -1 - code if code < d.amount_base else code - d.amount_base
-        value = <double>code / 100.0  # the exact input double (churn_partition.c)
+        value = <double>_cents_of(r, d) / 100.0  # the exact input double (churn_partition.c)
         memcpy(&code, &value, 8)
         return code
     else:
         return r.amount
+
+
+cdef inline int64_t _cents_of(const churn_tight_row *r, const RowDecoder *d) noexcept nogil:
+    """The amount in cents of a 12-byte row whose amounts are cents."""
+    cdef int64_t code = <int64_t>r.amount
+    return -1 - code if code < d.amount_base else code - d.amount_base
+
+
+cdef inline int64_t _row_cents(const grouped_row *r, const RowDecoder *d) noexcept nogil:
+    """The amount in cents of a row of a log whose amounts are all whole cents."""
+    if grouped_row is churn_tight_row:
+        if d.amount_kind == CHURN_AMOUNTS_CENTS:
+            return _cents_of(r, d)
+    return churn_cents_of(_as_double(_amount_of(r, d)))
+
+
+cdef inline bint _row_is_purchase(const grouped_row *r, const RowDecoder *d,
+                                  bint integer_amounts) noexcept nogil:
+    if grouped_row is churn_tight_row:
+        if d.amount_kind == CHURN_AMOUNTS_CENTS:
+            return r.amount >= d.amount_base  # cents >= 0, no division
+    return _is_purchase(_amount_of(r, d), integer_amounts)
 
 
 cdef inline bint _same_customer(const grouped_row *a, const grouped_row *b,
@@ -232,12 +255,12 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
     spanning less than 2^32, or doubles that are whole cents), 16-byte
     ``churn_packed_row`` ones otherwise.
     """
-    rows_arr, offsets_arr, packing_of_rows = _partition_rows(
+    rows_arr, offsets_arr, packing_of_rows, cents = _partition_rows(
         id_segments, rank_of_code, day_segments, amount_segments, cat_segments, n_rows, threads,
         packed, integer_amounts,
     )
     if n_rows == 0:
-        return Grouped(rows_arr, offsets_arr, np.zeros(1, dtype=np.int64), 0, None)
+        return Grouped(rows_arr, offsets_arr, np.zeros(1, dtype=np.int64), 0, None, cents)
     cdef int64_t[::1] rows_words = rows_arr
     cdef const int64_t[::1] offsets = offsets_arr
     cdef int64_t n_parts = offsets.shape[0] - 1
@@ -298,7 +321,7 @@ def group_rows(list id_segments, object rank_of_code, list day_segments,
             free(buffers)
     _check(error[0], "group")
     return Grouped(rows_arr, offsets_arr, groups_arr, int(no_purchase_arr.sum()),
-                   packing_of_rows)
+                   packing_of_rows, cents)
 
 
 def _partition_rows(list id_segments, object rank_of_code, list day_segments,
@@ -306,8 +329,9 @@ def _partition_rows(list id_segments, object rank_of_code, list day_segments,
                     bint packed=False, bint integer_amounts=False):
     """Passes 1-3 of :func:`group_rows`: validate the segments, find the key
     range, scatter the rows into key-range partitions. Returns ``(rows,
-    part_offsets, packing)``: packing is None unless ``packed`` was asked for
-    and the rows fit packed records."""
+    part_offsets, packing, cents)``: packing is None unless ``packed`` was
+    asked for and the rows fit packed records; cents tells whether every
+    float amount is whole cents."""
     cdef Py_ssize_t n_segments = len(id_segments), k
     if len(day_segments) != n_segments or len(amount_segments) != n_segments or (
         cat_segments is not None and len(cat_segments) != n_segments
@@ -339,7 +363,7 @@ def _partition_rows(list id_segments, object rank_of_code, list day_segments,
         raise ValueError("segments do not add up to n_rows")
 
     if n_rows == 0:
-        return np.empty(0, dtype=np.int64), np.zeros(2, dtype=np.int64), None
+        return np.empty(0, dtype=np.int64), np.zeros(2, dtype=np.int64), None, False
     cdef churn_ranges ranges
     cdef churn_packing packing
     cdef uint64_t kmin = 0, kmax = 0
@@ -354,9 +378,11 @@ def _partition_rows(list id_segments, object rank_of_code, list day_segments,
                          dense):
             n_views += 1
 
-    cdef int amount_kind = CHURN_AMOUNTS_RAW
-    if packed:
-        amount_kind = CHURN_AMOUNTS_INT if integer_amounts else CHURN_AMOUNTS_CENTS
+    # float amounts are always checked for whole cents: the statistics sum
+    # those exactly, whatever the row layout
+    cdef int amount_kind = CHURN_AMOUNTS_CENTS
+    if integer_amounts:
+        amount_kind = CHURN_AMOUNTS_INT if packed else CHURN_AMOUNTS_RAW
     with nogil:
         rc = churn_column_ranges(&ranges, segments, n_views, rank_ptr, n_codes, amount_kind,
                                  n_rows, threads)
@@ -388,7 +414,8 @@ def _partition_rows(list id_segments, object rank_of_code, list day_segments,
                                   &packing if is_packed else NULL, segments, n_views,
                                   rank_ptr, n_rows, threads)
     _check(rc, "group")
-    return rows_arr, offsets_arr, (packing if is_packed else None)
+    cdef bint cents = amount_kind == CHURN_AMOUNTS_CENTS and ranges.amounts_coded
+    return rows_arr, offsets_arr, (packing if is_packed else None), cents
 
 
 class Grouped:
@@ -396,16 +423,18 @@ class Grouped:
     when ``packing`` is set ``churn_packed_row`` records, or
     ``churn_tight_row`` ones if its ``amount_kind`` is not 0), partition
     boundaries, groups with a purchase per partition, and the number of
-    groups without one."""
+    groups without one, and whether every float amount is whole cents (then
+    money is summed in cents)."""
 
-    __slots__ = ("groups", "no_purchase", "packing", "part_offsets", "rows")
+    __slots__ = ("cents", "groups", "no_purchase", "packing", "part_offsets", "rows")
 
-    def __init__(self, rows, part_offsets, groups, no_purchase, packing):
+    def __init__(self, rows, part_offsets, groups, no_purchase, packing, cents=False):
         self.rows = rows
         self.part_offsets = part_offsets
         self.groups = groups
         self.no_purchase = no_purchase
         self.packing = packing
+        self.cents = cents
 
 
 cdef bint _segment_view(churn_segment *view, ids, days, amounts, cats, bint dense) except -1:
@@ -706,7 +735,7 @@ cdef int64_t _count_groups(const grouped_row *rows, int64_t n, bint integer_amou
         while j < n and _same_customer(&rows[j], &rows[i], decoder) and _same_group(
             &rows[j], &rows[i], decoder
         ):
-            if not bought and _is_purchase(_amount_of(&rows[j], decoder), integer_amounts):
+            if not bought and _row_is_purchase(&rows[j], decoder, integer_amounts):
                 bought = True
             j += 1
         if bought:
@@ -717,17 +746,42 @@ cdef int64_t _count_groups(const grouped_row *rows, int64_t n, bint integer_amou
     return groups
 
 
+# cent sums up to 2^53 become doubles exactly, then one rounding by / 100
+cdef int64_t _EXACT_CENTS = 9007199254740992
+
+
+cdef void _float_sums(const grouped_row *rows, int64_t n, const RowDecoder *decoder,
+                      double *money, double *refund) noexcept nogil:
+    """Money and refund sums of one group's rows as doubles, in row order."""
+    cdef int64_t j
+    cdef double value
+    money[0] = 0.0
+    refund[0] = 0.0
+    for j in range(n):
+        value = _as_double(_amount_of(&rows[j], decoder))
+        money[0] = money[0] + value
+        if not value >= 0.0:
+            refund[0] = refund[0] - value
+
+
 cdef int _customer_stats(GroupStats *out, int64_t *next_group, const grouped_row *rows,
                          int64_t n, bint integer_amounts, int64_t *gaps,
                          const RowDecoder *decoder) noexcept nogil:
     """Writes the statistics of one customer's groups (rows sorted) from index
-    next_group[0], advancing it."""
+    next_group[0], advancing it.
+
+    When every amount of the log is whole cents (``decoder.cents``, whatever
+    the row layout) the money sums are taken in integer cents, exactly, and
+    each rounded once to a double (a group whose sums pass 2^53 cents is
+    summed as doubles instead): the order of the rows cannot change the
+    result, and 0.10 + 0.20 gives 0.30 as a DECIMAL sum does."""
     cdef int64_t g = next_group[0]
     cdef int64_t i = 0, j, t, k, n_orders, gap_sum
     cdef int32_t prev_day, first_day, day
     cdef double money_f, refund_f, mean, ss, dev
-    cdef int64_t money_i, refund_i, amount
-    cdef bint purchase
+    cdef int64_t money_i, refund_i, amount, cents, money_c, refund_c
+    cdef bint purchase, inexact
+    cdef bint exact = decoder.cents and not integer_amounts
     while i < n:
         j = i
         n_orders = 0
@@ -738,19 +792,30 @@ cdef int _customer_stats(GroupStats *out, int64_t *next_group, const grouped_row
         refund_f = 0.0
         money_i = 0
         refund_i = 0
+        money_c = 0
+        refund_c = 0
+        inexact = False
         while j < n and _same_group(&rows[j], &rows[i], decoder):
-            amount = _amount_of(&rows[j], decoder)
-            purchase = _is_purchase(amount, integer_amounts)
-            if integer_amounts:
-                if __builtin_add_overflow(money_i, amount, &money_i):
-                    return CHURN_ERR_OVERFLOW
+            if exact:
+                cents = _row_cents(&rows[j], decoder)
+                purchase = cents >= 0
+                inexact |= __builtin_add_overflow(money_c, cents, &money_c)
                 if not purchase:
-                    if amount == INT64_MIN or __builtin_sub_overflow(refund_i, amount, &refund_i):
-                        return CHURN_ERR_OVERFLOW
+                    inexact |= __builtin_sub_overflow(refund_c, cents, &refund_c)
             else:
-                money_f = money_f + _as_double(amount)
-                if not purchase:
-                    refund_f = refund_f - _as_double(amount)
+                amount = _amount_of(&rows[j], decoder)
+                purchase = _is_purchase(amount, integer_amounts)
+                if integer_amounts:
+                    if __builtin_add_overflow(money_i, amount, &money_i):
+                        return CHURN_ERR_OVERFLOW
+                    if not purchase:
+                        if amount == INT64_MIN or __builtin_sub_overflow(refund_i, amount,
+                                                                         &refund_i):
+                            return CHURN_ERR_OVERFLOW
+                else:
+                    money_f = money_f + _as_double(amount)
+                    if not purchase:
+                        refund_f = refund_f - _as_double(amount)
             if purchase:
                 day = _day_of(&rows[j], decoder)
                 if n_orders == 0:
@@ -762,6 +827,12 @@ cdef int _customer_stats(GroupStats *out, int64_t *next_group, const grouped_row
                     n_orders += 1
                 prev_day = day
             j += 1
+        if exact:
+            if inexact or not -_EXACT_CENTS <= money_c <= _EXACT_CENTS or refund_c > _EXACT_CENTS:
+                _float_sums(rows + i, j - i, decoder, &money_f, &refund_f)
+            else:
+                money_f = <double>money_c / 100.0
+                refund_f = <double>refund_c / 100.0
         if not integer_amounts and (isinf(money_f) or isinf(refund_f)):
             return CHURN_ERR_OVERFLOW
         if n_orders > 0:
@@ -829,7 +900,8 @@ def group_statistics(grouped, bint integer_amounts, int threads, bint consume=Fa
     cdef int32_t[::1] error = np.zeros(1, dtype=np.int32)
     cdef int rc
     cdef GapBuffer *gaps = NULL
-    cdef RowDecoder decoder = _decoder_for(&packing, 0)
+    cdef bint cents = grouped.cents
+    cdef RowDecoder decoder = _decoder_for(&packing, 0, cents)
     cdef GroupStats out
     with nogil:
         for p in range(n_parts):
@@ -854,7 +926,7 @@ def group_statistics(grouped, bint integer_amounts, int threads, bint consume=Fa
             n = part_offsets[p + 1] - part_offsets[p]
             if gaps != NULL and n > 0:
                 if is_packed:
-                    decoder = _decoder_for(&packing, p)  # assigned: private to the thread
+                    decoder = _decoder_for(&packing, p, cents)  # assigned: private to the thread
                 if is_tight:
                     rc = _partition_stats(&out, group_start[p],
                                           <churn_tight_row *>words + part_offsets[p], n,
