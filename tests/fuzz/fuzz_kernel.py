@@ -35,6 +35,7 @@ import os
 import struct
 import sys
 import traceback
+from fractions import Fraction
 
 import atheris
 from draw import Draw as BaseDraw  # the harnesses run as scripts: their folder is on sys.path
@@ -118,7 +119,9 @@ def draw_case(data: bytes) -> dict:
         values = [d.pick(_INT_AMOUNTS) if d.bool() else d.int(-(10**6), 10**6) for _ in range(n)]
         amounts = np.array(values, dtype=np.int64)
     else:
-        amounts = np.array([d.finite_float() for _ in range(n)], dtype=np.float64).view(np.int64)
+        cents = d.bool()  # every amount whole cents: the kernel sums those exactly
+        values = [d.int(-(10**9), 10**9) / 100.0 if cents else d.finite_float() for _ in range(n)]
+        amounts = np.array(values, dtype=np.float64).view(np.int64)
 
     n_cats = d.int(1, 4)
     cats = np.array([d.int(0, n_cats - 1) for _ in range(n)], dtype=np.int32) if d.bool() else None
@@ -172,6 +175,36 @@ def _is_purchase(bits: int, integer_amounts: bool) -> bool:
     return bits >= 0 if integer_amounts else _as_float(bits) >= 0.0
 
 
+def _cents(bits: int) -> int | None:
+    """The number of cents of a double that is whole cents (the kernel's test:
+    the double nearest to c / 100, -0.0 excluded, below 1e13), else None."""
+    value = _as_float(bits)
+    if not abs(value) < 1e13:
+        return None
+    cents = round(value * 100)
+    back = struct.unpack("<q", struct.pack("<d", cents / 100))[0]
+    return cents if back == bits else None
+
+
+def _money(members: list[tuple[int, int]], exact: bool) -> tuple[float, float]:
+    """A group's money and refund sums of double amounts: in integer cents
+    rounded once when the log is whole cents (and the sums stay within 2^53
+    cents), else in the kernel's row order."""
+    if exact:
+        cents = [_cents(bits) for _, bits in members]
+        money_c = sum(c for c in cents if c is not None)
+        refund_c = -sum(c for c in cents if c is not None and c < 0)
+        if abs(money_c) <= 2**53 and refund_c <= 2**53:
+            return float(Fraction(money_c, 100)), float(Fraction(refund_c, 100))
+    money = refund = 0.0
+    for _, bits in members:
+        value = _as_float(bits)
+        money += value
+        if not value >= 0.0:
+            refund -= value
+    return money, refund
+
+
 def oracle_groups(case: dict) -> tuple[list[dict], int]:
     """Per (customer key, category) statistics, in the kernel's order."""
     keys = case["ids"] if case["rank_of_code"] is None else case["rank_of_code"][case["ids"]]
@@ -190,6 +223,7 @@ def oracle_groups(case: dict) -> tuple[list[dict], int]:
         groups.setdefault((key, cat), []).append((day, bits))
     out, no_purchase = [], 0
     integer = case["integer_amounts"]
+    exact = not integer and all(_cents(bits) is not None for bits in case["amounts"].tolist())
     for (key, cat), members in groups.items():
         days = sorted({day for day, bits in members if _is_purchase(bits, integer)})
         if not days:
@@ -199,13 +233,7 @@ def oracle_groups(case: dict) -> tuple[list[dict], int]:
             money = sum(bits for _, bits in members)
             refund = -sum(bits for _, bits in members if bits < 0)
         else:
-            money = 0.0
-            refund = 0.0
-            for _, bits in members:
-                value = _as_float(bits)
-                money += value
-                if not value >= 0.0:
-                    refund -= value
+            money, refund = _money(members, exact)
         gaps = [b - a for a, b in itertools.pairwise(days)]
         out.append({
             "key": key, "cat": cat, "n_orders": len(days), "n_rows": len(members),
@@ -270,7 +298,7 @@ def check_kernel(case: dict) -> None:
         if case["integer_amounts"]:
             assert got["monetary_total"] == e["money"], where
             assert got["refund_total"] == e["refund"], where
-        else:  # same summation order: bit-identical
+        else:  # exact cents, or the same summation order: bit-identical
             assert got["monetary_total"] == e["money"] or (
                 math.isnan(got["monetary_total"]) and math.isnan(e["money"])
             ), where
