@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -193,74 +192,3 @@ def test_tz_aware_input_is_cut_in_the_scoring_zone():
     )
     assert ce.score(frame).item(0, "first_purchase") == dt.date(2024, 3, 1)
     assert ce.score(frame, tz="Asia/Tokyo").item(0, "first_purchase") == dt.date(2024, 3, 2)
-
-
-# ---------------------------------------------------------------------------
-# Parquet files are read by pyarrow and then take the Arrow-table route
-# ---------------------------------------------------------------------------
-
-
-def _score_both_ways(path, monkeypatch, **options):
-    """(score of the path as it is read now, score through Polars' scan)."""
-    from churn_engine import _prebound
-
-    got = ce.Scorer(ce.ScoreConfig(**options)).run(str(path))
-    with monkeypatch.context() as patch:
-        patch.setattr(_prebound, "parquet_table", lambda data, columns: None)
-        want = ce.Scorer(ce.ScoreConfig(**options)).run(str(path))
-    return got, want
-
-
-def test_a_clean_parquet_file_skips_polars_and_scores_alike(frame, tmp_path, monkeypatch):
-    """Only the needed columns are read; the fast path scores them without
-    Polars' prepare query; the result equals the scan's."""
-    from churn_engine import _prebound
-
-    path = tmp_path / "clean.parquet"
-    frame.with_columns(note=pl.lit("x" * 50)).write_parquet(path, row_group_size=300)
-    calls = []
-    real = _prebound.prepare
-    monkeypatch.setattr(_prebound, "prepare", lambda *a, **k: calls.append(1) or real(*a, **k))
-    got, want = _score_both_ways(path, monkeypatch)
-    assert calls == [1]  # only the scan's run went through prepare
-    assert got.customers.equals(want.customers)
-    assert got.stats == dataclasses.replace(want.stats, timings=got.stats.timings)
-
-
-@pytest.mark.parametrize("case", ["rejects", "string-ids", "category", "as-of"])
-def test_parquet_files_score_as_their_scan_does(frame, tmp_path, monkeypatch, case):
-    """Files the fast path declines (bad rows, categories, rows after as_of)
-    and string ids: the same customers, stats and rejects as the scan."""
-    data, options, as_of = frame, {}, None
-    if case == "rejects":
-        amounts = data["amount"].to_list()
-        amounts[5], amounts[77] = None, float("nan")
-        data = data.with_columns(amount=pl.Series(amounts))
-        options = {"on_error": "quarantine"}
-    elif case == "string-ids":
-        data = data.with_columns(pl.format("C{}", pl.col("customer_id")).alias("customer_id"))
-    elif case == "category":
-        data = data.with_columns(category=pl.col("customer_id") % 3)
-        options = {"category_col": "category"}
-    else:
-        as_of = dt.date(2021, 6, 30)
-    path = tmp_path / f"{case}.parquet"
-    data.write_parquet(path)
-    from churn_engine import _prebound
-
-    got = ce.Scorer(ce.ScoreConfig(**options)).run(str(path), as_of=as_of)
-    with monkeypatch.context() as patch:
-        patch.setattr(_prebound, "parquet_table", lambda data, columns: None)
-        want = ce.Scorer(ce.ScoreConfig(**options)).run(str(path), as_of=as_of)
-    assert got.customers.equals(want.customers)
-    assert got.stats == dataclasses.replace(want.stats, timings=got.stats.timings)
-    if case == "rejects":
-        assert got.rejects is not None and got.rejects.equals(want.rejects)
-        assert got.rejects.height == 2
-
-
-def test_a_parquet_file_without_a_needed_column_is_reported_by_the_scan(frame, tmp_path):
-    path = tmp_path / "no-amount.parquet"
-    frame.drop("amount").write_parquet(path)
-    with pytest.raises(ce.SchemaError, match="missing column 'amount'"):
-        ce.score(str(path))

@@ -71,31 +71,6 @@ def arrow_table(data: Any) -> Any:
     return None
 
 
-def parquet_table(data: Any, columns: list[str]) -> Any:
-    """The ``columns`` of a single Parquet file, read by pyarrow on all cores
-    into a Table (fixed-offset zones made UTC), as if the caller had read it
-    and passed the table; ``None`` when ``data`` is not such a file or the
-    file does not have each column exactly once (Polars' scan then reads it
-    and reports what is wrong)."""
-    if not isinstance(data, (str, os.PathLike)) or len(set(columns)) != len(columns):
-        return None
-    path = pathlib.Path(data)
-    if path.suffix.lower() not in _PARQUET or any(ch in str(path) for ch in "*?["):
-        return None
-    if not path.is_file() or path.stat().st_size == 0:
-        return None
-    schema = _arrow_schema(path, "parquet")
-    if schema is None or any(schema.names.count(name) != 1 for name in columns):
-        return None
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path, columns=columns)
-    except Exception:  # any read failure: the Polars path reports it
-        return None
-    return _as_table(table)
-
-
 def csv_path_of(data: Any) -> pathlib.Path | None:
     """The path of a single CSV file source (for the lenient re-read), else None."""
     if isinstance(data, (str, os.PathLike)):

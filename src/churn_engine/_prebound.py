@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._fastprep import fast_prepare
-from ._io import arrow_table, csv_path_of, from_arrow_table, open_source, parquet_table
-from ._prepare import PreboundIds, Prepared, encode_strings, needed_columns, prepare
+from ._io import arrow_table, csv_path_of, from_arrow_table, open_source
+from ._prepare import PreboundIds, Prepared, encode_strings, prepare
 from .config import ScoreConfig
 from .errors import KernelError
 
@@ -34,12 +34,8 @@ __all__ = ["prebind_ids", "prepare_source"]
 def prepare_source(data: Any, config: ScoreConfig, as_of: dt.date | dt.datetime | None) -> Prepared:
     """``prepare(open_source(data), config, as_of, csv_path_of(data))``, with the
     string ids of an Arrow source ranked before Polars reads it, and a clean
-    Arrow source prepared without Polars (:mod:`._fastprep`). A Parquet file
-    is read by pyarrow into such a source (its needed columns only): a
-    clean file then skips Polars altogether."""
+    Arrow source prepared without Polars (:mod:`._fastprep`)."""
     table = arrow_table(data)
-    if table is None:
-        table = parquet_table(data, needed_columns(config))
     if table is None:
         return prepare(open_source(data), config, as_of, csv_path_of(data))
     # int64 ids, or string ids that fit int64 keys: no ranking, no Polars

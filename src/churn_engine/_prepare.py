@@ -751,8 +751,7 @@ def bad_row_error(
     )
 
 
-def needed_columns(config: ScoreConfig) -> list[str]:
-    """The input columns a score reads: customer, ts, amount (and category)."""
+def _needed(config: ScoreConfig) -> list[str]:
     names = [config.customer_col, config.ts_col, config.amount_col]
     if config.category_col is not None:
         names.append(config.category_col)
@@ -762,7 +761,7 @@ def needed_columns(config: ScoreConfig) -> list[str]:
 def _example_row(
     lf: pl.LazyFrame, config: ScoreConfig, row: int, prebound: PreboundIds | None = None
 ) -> dict[str, Any]:
-    example = lf.select(needed_columns(config)).slice(row, 1)
+    example = lf.select(_needed(config)).slice(row, 1)
     try:
         return _decoded(example.collect(), prebound).row(0, named=True)
     except (Exception, pl.exceptions.PanicException):
@@ -790,7 +789,7 @@ def tally_rejects(
 def _rejects_table(
     lf: pl.LazyFrame, config: ScoreConfig, reasons: pl.Series, prebound: PreboundIds | None
 ) -> pl.DataFrame:
-    return _decoded(rejects_table(lf, needed_columns(config), REJECT_REASONS, reasons), prebound)
+    return _decoded(rejects_table(lf, _needed(config), REJECT_REASONS, reasons), prebound)
 
 
 def _decoded(rows: pl.DataFrame, prebound: PreboundIds | None) -> pl.DataFrame:
