@@ -43,7 +43,8 @@ static int cents_range(const int64_t *bits, int64_t n, int64_t *lo, int64_t *hi)
         double rounded = value * 100.0 + round_magic;
         int64_t rounded_bits;
         memcpy(&rounded_bits, &rounded, 8);
-        int64_t cents = rounded_bits - magic_bits;
+        /* unsigned: amounts past CENTS_LIMIT give garbage here, not overflow */
+        int64_t cents = (int64_t)((uint64_t)rounded_bits - (uint64_t)magic_bits);
         double back = (rounded - round_magic) / 100.0;
         int64_t back_bits;
         memcpy(&back_bits, &back, 8);

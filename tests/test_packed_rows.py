@@ -440,3 +440,16 @@ def test_a_score_sums_cents_exactly() -> None:
     customers = Scorer().run(log).customers
     assert customers["monetary_total"].to_list() == [0.25, 1.0]
     assert customers["refund_total"].to_list() == [0.05, 0.0]
+
+
+@pytest.mark.parametrize("huge", [-7e13, -1e15, -1e300, 7e13, 1e300, -(2.0**-1074)])
+def test_amounts_past_the_cent_limit_keep_16_byte_rows(huge: float) -> None:
+    """Amounts of 10^13 or more (and subnormals, never whole cents) are not
+    coded: 16-byte rows and double sums (and no integer overflow in the
+    vectorised check, which the sanitizer build would report)."""
+    amounts = np.array([1.0, huge, 2.5, 0.25])
+    ids = np.array([1, 1, 2, 2], dtype=np.int64)
+    days = np.array([3, 4, 3, 9], dtype=np.int32)
+    grouped, got, want = _both(ids, days, amounts)
+    assert not grouped.cents and grouped.packing["amount_kind"] == RAW
+    _assert_same(got, want)

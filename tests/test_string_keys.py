@@ -254,3 +254,30 @@ def test_malformed_buffers_are_refused_row_by_row() -> None:
         short = np.frombuffer(b"abcdef", np.uint8)
         with pytest.raises(KernelError, match="outside their buffers"):
             _kernel.string_key_plan([(_kernel.STRING_VIEW, 1, view.copy(), [short])], 1)
+
+
+def test_occasions_decode_their_string_keys_on_the_configured_threads(monkeypatch) -> None:
+    """Analyses built on occasions (summary, churn rate) keep to
+    ``ScoreConfig.threads`` when they decode string keys back to ids."""
+    from churn_engine import _occasions, api
+    from churn_engine.config import ScoreConfig
+
+    seen: list[int] = []
+    real = api.decode_string_keys
+
+    def spy(keys: Any, plan: Any, threads: int) -> Any:
+        seen.append(threads)
+        return real(keys, plan, threads)
+
+    monkeypatch.setattr(api, "decode_string_keys", spy)
+    log = pl.DataFrame(
+        {
+            "customer_id": ["C01", "C02", "C01"],
+            "ts": [dt.date(2026, 1, d) for d in (1, 2, 9)],
+            "amount": [1.0, 2.0, 3.0],
+        }
+    )
+    occasions = _occasions.collect_occasions(log, ScoreConfig(threads=1))
+    assert occasions.prepared.id_key_plan is not None  # short ids: int64 keys
+    assert occasions.customer_ids("customer_id").to_list() == ["C01", "C02"]
+    assert seen == [1]

@@ -54,6 +54,8 @@ class Occasions:
     amount: np.ndarray
     #: groups whose rows are all refunds (not scored, no occasions)
     no_purchase: int
+    #: threads of the compiled passes (the config's; 0: all cores)
+    threads: int = 0
 
     @property
     def n_groups(self) -> int:
@@ -67,7 +69,7 @@ class Occasions:
         """The groups' customer ids, with the input's values and type."""
         from .api import _customer_ids
 
-        return _customer_ids(self.prepared, self.groups["key"], name)
+        return _customer_ids(self.prepared, self.groups["key"], name, self.threads)
 
     def categories(self, name: str) -> pl.Series | None:
         """The groups' categories (``None`` without ``category_col``)."""
@@ -84,10 +86,10 @@ def collect_occasions(data: Any, config: ScoreConfig, as_of: Any = None) -> Occa
     if prepared.n_rows == 0:
         empty = _kernel.statistics_arrays(0, prepared.integer_amounts)
         return Occasions(prepared, empty, np.zeros(1, np.int64), np.empty(0, np.int32),
-                         np.empty(0, np.float64), 0)  # fmt: skip
+                         np.empty(0, np.float64), 0, threads)  # fmt: skip
     grouped = group_prepared(prepared, threads)
     groups = _kernel.group_statistics(grouped, prepared.integer_amounts, threads)
     offsets = np.zeros(len(groups["n_orders"]) + 1, dtype=np.int64)
     np.cumsum(groups["n_orders"], out=offsets[1:])
     day, amount = _kernel.occasions(grouped, offsets, prepared.integer_amounts, threads)
-    return Occasions(prepared, groups, offsets, day, amount, grouped.no_purchase)
+    return Occasions(prepared, groups, offsets, day, amount, grouped.no_purchase, threads)
