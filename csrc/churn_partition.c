@@ -182,11 +182,10 @@ int churn_packing_of(churn_packing *out, const churn_ranges *ranges, int shift,
     out->day_bits = day_bits;
     out->cat_min = ranges->cat_min;
     out->day_min = ranges->day_min;
-    out->amount_base = 0;
-    out->amount_kind = amount_code_max(ranges, amount_kind, &out->amount_base) == UINT64_MAX
-                           ? CHURN_AMOUNTS_RAW
-                           : amount_kind;
-    if (out->amount_kind == CHURN_AMOUNTS_RAW) out->amount_base = 0;
+    int64_t base = 0;
+    int coded = amount_code_max(ranges, amount_kind, &base) != UINT64_MAX;
+    out->amount_kind = coded ? amount_kind : CHURN_AMOUNTS_RAW;
+    out->amount_base = coded ? base : 0;
     return 1;
 }
 

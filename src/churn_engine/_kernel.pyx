@@ -161,6 +161,15 @@ cdef inline RowDecoder _decoder_for(const churn_packing *packing, int64_t p,
     return d
 
 
+cdef inline int64_t _row_bytes(bint is_packed, const churn_packing *packing) noexcept nogil:
+    """The size of a grouped row: 24 bytes, or packed 16 (raw amounts) or 12."""
+    if not is_packed:
+        return sizeof(churn_row)
+    if packing.amount_kind == CHURN_AMOUNTS_RAW:
+        return sizeof(churn_packed_row)
+    return sizeof(churn_tight_row)
+
+
 cdef inline int64_t _key_of(const grouped_row *r, const RowDecoder *d) noexcept nogil:
     if grouped_row is churn_row:
         return r.key
@@ -403,11 +412,7 @@ def _partition_rows(list id_segments, object rank_of_code, list day_segments,
     offsets_arr = np.zeros(n_parts + 1, dtype=np.int64)
     cdef int64_t[::1] offsets = offsets_arr
     cdef bint is_packed = packed and churn_packing_of(&packing, &ranges, shift, amount_kind)
-    cdef int64_t row_bytes = sizeof(churn_row)
-    if is_packed:
-        row_bytes = (sizeof(churn_packed_row) if packing.amount_kind == CHURN_AMOUNTS_RAW
-                     else sizeof(churn_tight_row))
-    rows_arr = np.empty((row_bytes * n_rows + 7) // 8, dtype=np.int64)
+    rows_arr = np.empty((_row_bytes(is_packed, &packing) * n_rows + 7) // 8, dtype=np.int64)
     cdef int64_t[::1] rows_words = rows_arr
     with nogil:
         rc = churn_partition_rows(&rows_words[0], &offsets[0], n_parts, kmin, shift,
@@ -892,8 +897,6 @@ def group_statistics(grouped, bint integer_amounts, int threads, bint consume=Fa
     else:
         memset(&packing, 0, sizeof(packing))  # the decoder of 24-byte rows is not read
     cdef bint is_tight = is_packed and packing.amount_kind != CHURN_AMOUNTS_RAW
-    cdef int64_t row_bytes = (sizeof(churn_tight_row) if is_tight
-                              else sizeof(churn_packed_row) if is_packed else sizeof(churn_row))
     starts_arr = np.zeros(n_parts + 1, dtype=np.int64)
     cdef int64_t[::1] group_start = starts_arr
     cdef int64_t p, n_groups, n
@@ -915,7 +918,8 @@ def group_statistics(grouped, bint integer_amounts, int threads, bint consume=Fa
 
     cdef churn_release_state release
     if consume:
-        _check(churn_release_init(&release, words, row_bytes, &part_offsets[0], n_parts),
+        _check(churn_release_init(&release, words, _row_bytes(is_packed, &packing),
+                                  &part_offsets[0], n_parts),
                "statistics")
     # each thread with its own gap buffer, grown to the longest customer it meets
     with nogil, parallel(num_threads=threads):
